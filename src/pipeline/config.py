@@ -1,0 +1,143 @@
+"""Configuration: composing conf/, loading params.yaml, and checking values.
+
+Everything here imports only OmegaConf/Hydra, so a bad value is reported
+before torch or Lightning is imported (those take seconds to load).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+ARCHS = ("mlp", "cnn")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "onecycle")
+SOURCES = ("auto", "torchvision", "pypi", "local")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it and the fix."""
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose conf/ exactly as DVC does when it writes params.yaml."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base=None):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def load_params(path: str | Path) -> DictConfig:
+    """Load a composed configuration file (params.yaml) and check it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} does not exist. Regenerate it from conf/ with "
+            f"`python -m pipeline.config > {path}` (or `dvc exp run`, which composes it)."
+        )
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path} must hold a mapping, found {type(cfg).__name__}.")
+    validate(cfg)
+    return cfg
+
+
+def _positive(cfg: DictConfig, key: str, kind: type) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ConfigError(
+            f"{key} must be a positive {kind.__name__}, got {value!r}. "
+            f"Set it on the command line, e.g. `{key}=...`."
+        )
+
+
+def _choice(cfg: DictConfig, key: str, allowed: Sequence[str]) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(allowed)}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for values that would fail later, or worse, silently mislead."""
+    for section in ("data", "model", "optim", "trainer", "tracking"):
+        if not isinstance(cfg.get(section), DictConfig):
+            raise ConfigError(f"The configuration has no `{section}` section; compose it from conf/.")
+    _positive(cfg, "data.batch_size", int)
+    _positive(cfg, "data.eval_batch_size", int)
+    _positive(cfg, "optim.lr", float)
+    _positive(cfg, "trainer.max_epochs", int)
+    _choice(cfg, "data.source", SOURCES)
+    _choice(cfg, "model.arch", ARCHS)
+    _choice(cfg, "optim.name", OPTIMIZERS)
+    _choice(cfg, "optim.scheduler", SCHEDULERS)
+    if cfg.model.arch == "mlp":
+        _choice(cfg, "model.activation", ACTIVATIONS)
+        hidden = list(cfg.model.hidden)
+        if not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ConfigError(f"model.hidden must be a list of positive widths, got {hidden}.")
+    val_size = cfg.data.val_size
+    if not isinstance(val_size, int) or not 0 < val_size < 60000:
+        raise ConfigError(f"data.val_size must be an integer in 1..59999, got {val_size!r}.")
+    subset = cfg.data.train_subset
+    if subset is not None and (not isinstance(subset, int) or not 0 < subset <= 60000 - val_size):
+        raise ConfigError(
+            f"data.train_subset must be null or an integer in 1..{60000 - val_size}, got {subset!r}."
+        )
+    if cfg.data.source == "local" and not cfg.data.local_dir:
+        raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
+    dropout = cfg.model.get("dropout", 0.0)
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}.")
+
+
+def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object], prog: str) -> None:
+    """Front door for DVC stages: `python -m pipeline.X --params params.yaml`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2 or argv[0] != "--params":
+        sys.exit(f"usage: python -m {prog} --params params.yaml")
+    try:
+        cfg = load_params(argv[1])
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+    run(cfg)
+
+
+def hydra_main(task: Callable[[DictConfig], object]) -> object:
+    """Front door for people: a Hydra app over conf/ with command-line overrides and multirun.
+
+    A run writes into Hydra's output directory unless `run_dir=` is given.
+    """
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+    def app(cfg: DictConfig) -> object:
+        hydra_cfg = HydraConfig.get()
+        if not any(o.startswith("run_dir=") for o in hydra_cfg.overrides.task):
+            cfg.run_dir = hydra_cfg.runtime.output_dir
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
+        return task(cfg)
+
+    return app()
+
+
+def main() -> None:
+    """Print the default composition (with optional overrides): `python -m pipeline.config > params.yaml`."""
+    cfg = compose(sys.argv[1:])
+    sys.stdout.write(OmegaConf.to_yaml(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Plain nn.Modules: the MLP family (seed network, linear stack) and a small CNN.
+
+Every model takes float images (N, 1, 28, 28) with pixels in [0, 1] and returns
+logits (N, 10). Normalisation is the model's first layer, so attacks and
+corruptions work in pixel space. Softmax is left to the loss.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with fixed buffers: no parameters, travels with the model."""
+
+    def __init__(self, mean: float = MNIST_MEAN, std: float = MNIST_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class MLP(nn.Module):
+    """784 -> hidden... -> 10 with one activation between layers.
+
+    hidden=(128, 64), activation="relu" is the seed network (109,386 parameters);
+    activation="identity" makes the whole stack one linear map in disguise.
+    """
+
+    def __init__(self, hidden: Sequence[int] = (128, 64), activation: str = "relu",
+                 dropout: float = 0.0, in_features: int = 784, num_classes: int = 10):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        layers: list[nn.Module] = [Normalize(), nn.Flatten()]
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def linear_layers(self) -> list[nn.Linear]:
+        return [m for m in self.net if isinstance(m, nn.Linear)]
+
+
+class CNN(nn.Module):
+    """Conv(3x3)-BN-ReLU-MaxPool blocks, then a small classifier head."""
+
+    def __init__(self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256,
+                 dropout: float = 0.25, num_classes: int = 10):
+        super().__init__()
+        layers: list[nn.Module] = [Normalize()]
+        c_in, size = 1, 28
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c_in, size = c_out, size // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(c_in * size * size, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_model(cfg: Mapping) -> nn.Module:
+    """Build a model from the `model` config section (a dict or DictConfig)."""
+    arch = cfg["arch"]
+    if arch == "mlp":
+        return MLP(hidden=tuple(cfg["hidden"]), activation=cfg["activation"], dropout=cfg.get("dropout", 0.0))
+    if arch == "cnn":
+        return CNN(channels=tuple(cfg["channels"]), hidden=cfg["hidden"], dropout=cfg.get("dropout", 0.0))
+    raise ValueError(f"unknown model.arch {arch!r}; choose mlp or cnn")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def load_checkpoint(path) -> nn.Module:
+    """Rebuild the model from a training checkpoint without unpickling code.
+
+    weights_only=True refuses anything but tensors and plain containers, so a
+    checkpoint from a stranger cannot run code on load.
+    """
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(blob["hyper_parameters"]["model_cfg"])
+    state = {k[len("net."):]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,71 @@
+"""The LightningModule: cross-entropy, accuracy, optimiser and schedule around a plain model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from pipeline.models import build_model
+
+
+class Classifier(L.LightningModule):
+    """Wraps a model built from `model_cfg`; hyperparameters are plain dicts so a
+    checkpoint loads with torch.load(weights_only=True)."""
+
+    def __init__(self, model_cfg: dict, optim_cfg: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(model_cfg)
+        self.optim_cfg = optim_cfg
+        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        # Epoch-level logging only: values accumulate on the device, no sync per step.
+        self.train_acc.update(logits.detach(), y)
+        self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self.net(x)
+        self.val_acc.update(logits, y)
+        self.log("val/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True, batch_size=len(y))
+        self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.optim_cfg
+        name, lr, wd = cfg["name"], cfg["lr"], cfg.get("weight_decay", 0.0)
+        params = self.parameters()
+        if name == "adam":
+            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        elif name == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        elif name == "sgd":
+            optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.get("momentum", 0.9),
+                                        weight_decay=wd, nesterov=True)
+        else:
+            raise ValueError(f"unknown optim.name {name!r}; choose adam, adamw or sgd")
+        schedule = cfg.get("scheduler", "none")
+        if schedule == "none":
+            return optimizer
+        steps = int(self.trainer.estimated_stepping_batches)
+        if schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        elif schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
+                                                            pct_start=0.25)
+        else:
+            raise ValueError(f"unknown optim.scheduler {schedule!r}; choose none, cosine or onecycle")
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,182 @@
+"""Train stage: build data, model and trainer from the config, fit, save, track.
+
+    python -m pipeline.train --params params.yaml          # the DVC stage
+    python -m pipeline.train model=cnn trainer.max_epochs=5 # a Hydra app: trains, then evaluates
+    python -m pipeline.train -m model.hidden=[64,32],[256,128]   # a sweep
+
+Writes <run_dir>/checkpoints/{best,last}.ckpt, <run_dir>/run.json (the MLflow
+run id) and <run_dir>/plots/history.csv (per-epoch metrics). Under DDP only
+rank 0 writes files or talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
+
+
+def _history_callback(path: Path, uri: str | None, run_id: str | None):
+    """Per-epoch metrics to a CSV (for `dvc plots`) and to MLflow, with step = epoch."""
+    import lightning as L
+
+    from pipeline import tracking
+
+    class EpochHistory(L.Callback):
+        def __init__(self):
+            self.rows: list[dict] = []
+            self.epoch_start = time.perf_counter()
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.epoch_start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.sanity_checking or not trainer.is_global_zero:
+                return
+            found = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
+            found["time/epoch_s"] = time.perf_counter() - self.epoch_start
+            found["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+            row = {"epoch": trainer.current_epoch + 1, **found}
+            self.rows.append(row)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(row))
+                writer.writeheader()
+                writer.writerows(self.rows)
+            if run_id:
+                tracking.log_metrics(uri, run_id, found, step=row["epoch"])
+            print(f"[train] epoch {row['epoch']}/{trainer.max_epochs}: "
+                  + "  ".join(f"{k}={v:.4f}" for k, v in found.items()), flush=True)
+
+    return EpochHistory()
+
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str | None):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
+                                 mode="max", save_last=True, auto_insert_metric_name=False)
+    callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id)]
+    # A live bar on a terminal; in logs (DVC, CI) the one-line epoch summaries suffice.
+    live = sys.stderr.isatty()
+    if live:
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
+    t = cfg.trainer
+    trainer = L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_epochs=t.max_epochs, deterministic=t.deterministic,
+        log_every_n_steps=t.log_every_n_steps, logger=False, default_root_dir=str(run_dir),
+        callbacks=callbacks, enable_progress_bar=live,
+        limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
+        num_sanity_val_steps=0, enable_model_summary=False,
+    )
+    return trainer, checkpoint
+
+
+def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
+    """Train one model; returns {'run_id', 'tracking_uri', 'best_checkpoint', 'val/acc', ...}."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from pipeline import tracking
+    from pipeline.datamodule import MNISTDataModule
+    from pipeline.models import count_parameters
+    from pipeline.module import Classifier
+
+    run_dir = Path(cfg.run_dir)
+    is_rank_zero = rank_zero_only.rank == 0  # set from the launcher's env, before any process starts
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+
+    datamodule = MNISTDataModule.from_config(cfg)
+    module = Classifier(OmegaConf.to_container(cfg.model, resolve=True),
+                        OmegaConf.to_container(cfg.optim, resolve=True))
+    n_params = count_parameters(module.net)
+
+    run_id = uri = None
+    if is_rank_zero:
+        run_id, uri = tracking.start_run(cfg, command, overrides)
+        tracking.log_params(uri, run_id, {"model.parameters": n_params})
+        tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment)
+        print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run_id} in {uri}", flush=True)
+
+    try:
+        return _fit_and_record(cfg, run_dir, module, datamodule, uri, run_id)
+    except BaseException as err:
+        # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        if run_id:
+            status = "KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            tracking.end_run(uri, run_id, status)
+        raise
+
+
+def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str | None, run_id: str | None) -> dict:
+    from pipeline import tracking
+
+    trainer, checkpoint = _build_trainer(cfg, run_dir, uri, run_id)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_seconds = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        return {}
+
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    tracking.log_metrics(uri, run_id, {"val/best_acc": best_val, "time/train_s": train_seconds})
+    tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment,
+                           best_checkpoint=str(best), val_best_acc=best_val, train_seconds=train_seconds)
+    tracking.log_artifact(uri, run_id, best, "checkpoints")
+    if cfg.tracking.log_model:
+        from pipeline.models import load_checkpoint
+
+        version = tracking.log_model(uri, run_id, load_checkpoint(best), cfg.tracking.registered_model)
+        print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
+    print(f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
+          f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}", flush=True)
+    return {"run_id": run_id, "tracking_uri": uri, "best_checkpoint": best, "val/acc": best_val}
+
+
+def run_dvc(cfg: DictConfig) -> None:
+    result = fit(cfg, "dvc repro train  # python -m pipeline.train --params params.yaml")
+    if result:
+        # DVC stages end the run's training part; evaluation reopens it.
+        from pipeline import tracking
+
+        tracking.end_run(result["tracking_uri"], result["run_id"])
+
+
+def run_hydra(cfg: DictConfig) -> float:
+    """One job of a Hydra run or sweep: train, then evaluate; returns best val accuracy (for sweepers)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task)
+    command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
+    result = fit(cfg, command.strip(), overrides)
+    if not result:
+        return float("nan")
+    from pipeline.evaluate import evaluate
+
+    evaluate(cfg)
+    return result["val/acc"]
+
+
+def main(argv=None) -> None:
+    from pipeline.config import hydra_main, params_main
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--params"]:
+        params_main(args, run_dvc, "pipeline.train")
+    else:
+        hydra_main(run_hydra)
+
+
+if __name__ == "__main__":
+    main()

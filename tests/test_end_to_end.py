@@ -1,0 +1,136 @@
+"""Tiny real runs: Hydra app, DVC pipeline, DDP on two CPU processes; every record checked in MLflow."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import PROJECT, run_module
+
+TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
+
+
+def _only_run(uri):
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_hydra_run_trains_evaluates_and_tracks_everything(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_dir = tmp_path / "run"
+    out = run_module("pipeline.train", *TINY, f"run_dir={run_dir}", f"tracking.uri={uri}",
+                     f"data.root={mnist_root}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[train] epoch 2/2" in out.stdout and "[evaluate] test/acc=" in out.stdout
+
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.80 < metrics["test"]["acc"] <= 1.0
+    assert metrics["model"]["parameters"] == 109_386
+    assert len((run_dir / "plots" / "history.csv").read_text().splitlines()) == 3
+    assert len((run_dir / "plots" / "confusion.csv").read_text().splitlines()) == 10001
+
+    client, run = _only_run(uri)
+    assert run.info.run_id == json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.hidden"] == "[128, 64]" and run.data.params["data.train_subset"] == "2000"
+    assert run.data.params["model.parameters"] == "109386"
+    assert run.data.metrics["test/acc"] == pytest.approx(metrics["test"]["acc"])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1, 2]
+    assert run.data.tags["model"] == "mlp" and run.data.tags["git.commit"]
+    assert "python -m pipeline.train" in run.data.tags["mlflow.note.content"]
+    assert run.info.run_name.startswith("mlp-128x64-relu-adam0.001-s42-")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "checkpoints", "evaluation"} <= artifacts
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion.png", "evaluation/reliability.png", "evaluation/metrics.json"} <= evaluation
+    version = client.get_model_version("mnist-mlp", "1")
+    assert version.run_id == run.info.run_id
+
+
+def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = run_module("pipeline.train", *TINY, f"run_dir={tmp_path / 'run'}", f"tracking.uri={uri}",
+                     f"data.root={mnist_root}", "trainer.precision=not-a-precision", cwd=tmp_path)
+    assert out.returncode != 0
+    assert _only_run(uri)[1].info.status == "FAILED"
+
+
+def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_dir = tmp_path / "run"
+    out = run_module("pipeline.train", "trainer=ddp_cpu", "data.train_subset=1000", "trainer.max_epochs=1",
+                     f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}",
+                     "tracking.log_model=false", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "distributed_backend=gloo" in out.stderr + out.stdout
+    assert out.stdout.count("[train] epoch 1/1") == 1  # rank 1 trains but does not report or log
+    client, run = _only_run(uri)
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+def _project_copy(tmp_path, idx_dir):
+    """A fresh git repository holding the project's tracked files, its data read from a local IDX folder."""
+    dest = tmp_path / "project"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (PROJECT / name).is_file() and not name.startswith(("outputs/", "dvc.lock")):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT / name, dest / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
+
+
+def _dvc(project, *args, timeout=900):
+    """`dvc ARGS` with the environment's bin/ first on PATH, as an activated environment has it."""
+    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run([*dvc, *args], cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_path, idx_dir):
+    project = _project_copy(tmp_path, idx_dir)
+    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", cwd=project)
+    (project / "params.yaml").write_text(params.stdout)
+
+    first = _dvc(project, "repro")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for stage in ("data", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((project / "outputs/main/metrics.json").read_text())
+    assert metrics["test"]["acc"] >= 0.97  # the seed MLP's promise, on the full data and default config
+
+    again = _dvc(project, "repro")
+    assert again.returncode == 0 and "Running stage" not in again.stdout
+    shown = _dvc(project, "metrics", "show", "--json")
+    assert '"acc"' in shown.stdout
+    _, run = _only_run(f"sqlite:///{project}/mlflow.db")
+    assert run.data.tags["dvc.stage"] == "train" and run.data.metrics["test/acc"] == metrics["test"]["acc"]
+
+
+def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
+    project = _project_copy(tmp_path, idx_dir)
+    out = _dvc(project, "exp", "run", "-S", "model=linear", "-S", "data.source=local",
+               "-S", f"data.local_dir={idx_dir}", "-S", "data.train_subset=2000", "-S", "trainer.max_epochs=1",
+               "-S", "tracking.log_model=false")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    metrics = json.loads((project / "outputs/main/metrics.json").read_text())
+    assert metrics["model"]["name"] == "linear"
+    _, run = _only_run(f"sqlite:///{project}/mlflow.db")
+    assert run.data.params["model.activation"] == "identity"
+    shown = _dvc(project, "exp", "show", "--json")
+    assert shown.returncode == 0 and "linear" in shown.stdout

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from pipeline.models import CNN, MLP, build_model, count_parameters, load_checkpoint
+
+
+def test_seed_mlp_has_exactly_109386_parameters():
+    model = MLP(hidden=(128, 64), activation="relu")
+    assert count_parameters(model) == 109_386
+    assert [tuple(l.weight.shape) for l in model.linear_layers()] == [(128, 784), (64, 128), (10, 64)]
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh", "identity"])
+def test_mlp_shapes_for_every_activation(activation):
+    out = MLP(activation=activation)(torch.rand(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+
+
+def test_width_and_depth_are_configurable():
+    model = build_model({"arch": "mlp", "hidden": [32, 32, 32], "activation": "tanh"})
+    assert len(model.linear_layers()) == 4
+    assert count_parameters(model) == 784 * 32 + 32 + 2 * (32 * 32 + 32) + 32 * 10 + 10
+
+
+def test_linear_stack_is_one_affine_map():
+    """Without a nonlinearity, the three layers multiply into one 784x10 map."""
+    torch.manual_seed(0)
+    model = MLP(activation="identity").eval()
+    x = torch.rand(64, 1, 28, 28)
+    weight, bias = torch.eye(784), torch.zeros(784)
+    for layer in model.linear_layers():
+        weight, bias = layer.weight @ weight, layer.weight @ bias + layer.bias
+    normalized = (x.flatten(1) - 0.1307) / 0.3081
+    collapsed = normalized @ weight.T + bias
+    assert weight.shape == (10, 784)
+    torch.testing.assert_close(collapsed, model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cnn_shapes_and_batchnorm():
+    model = CNN()
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_unknown_activation_is_rejected_with_choices():
+    with pytest.raises(ValueError, match="relu, sigmoid, tanh, identity"):
+        MLP(activation="gelu")
+
+
+def test_checkpoint_round_trip_loads_weights_only(tmp_path):
+    from pipeline.module import Classifier
+
+    module = Classifier({"arch": "mlp", "hidden": [16], "activation": "relu"}, {"name": "adam", "lr": 1e-3})
+    path = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    model = load_checkpoint(path)
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(model(x), module.net.eval()(x))
+
+
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": Exploit(), "state_dict": {}}, path)
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
+        load_checkpoint(path)
+    assert not marker.exists()
