@@ -13,6 +13,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
+# Fashion-MNIST (out-of-distribution inputs for the robustness stage) from Debian's
+# package where we may install it; elsewhere the stage downloads it through torchvision.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Debian's dataset-fashion-mnist"
+  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 ||
+     { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }) ||
+    echo "[setup] warning: could not install dataset-fashion-mnist; the robustness stage will try torchvision's mirrors"
+fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "[setup] installing the project and its dependencies (first time: a few minutes, torch is large)"
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"

@@ -80,3 +80,14 @@ def test_help_answers_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert "model: cnn, linear, mlp" in out.stdout
     assert "TORCH False" in out.stdout
+
+
+def test_config_name_lists_match_the_robustness_registries():
+    from pipeline import config
+    from pipeline.robustness.attacks import ATTACKS
+    from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
+
+    assert set(config.ATTACKS) == set(ATTACKS)
+    assert list(config.CORRUPTIONS) == list(CORRUPTIONS)
+    assert set(config.SEVERITY_SHIFTS) == set(SEVERITY_SHIFTS)
+    assert list(compose().robustness.corruptions) == list(CORRUPTIONS)  # the full profile runs all 15

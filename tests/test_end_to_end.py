@@ -23,12 +23,20 @@ def _only_run(uri):
     return client, runs[0]
 
 
-def test_hydra_run_trains_evaluates_and_tracks_everything(tmp_path, mnist_root):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mnist_root):
+    """One tiny Hydra run (train, then evaluate), shared by the tests that read its records."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
     out = run_module("pipeline.train", *TINY, f"run_dir={run_dir}", f"tracking.uri={uri}",
                      f"data.root={mnist_root}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir, uri, out
+
+
+def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
+    run_dir, uri, out = tiny_run
     assert "[train] epoch 2/2" in out.stdout and "[evaluate] test/acc=" in out.stdout
 
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -54,6 +62,37 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tmp_path, mnist_root):
     assert {"evaluation/confusion.png", "evaluation/reliability.png", "evaluation/metrics.json"} <= evaluation
     version = client.get_model_version("mnist-mlp", "1")
     assert version.run_id == run.info.run_id
+
+
+def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_root):
+    run_dir, uri, _ = tiny_run
+    out = run_module("pipeline.robustness", f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}",
+                     "robustness=quick", "robustness.corruptions=[rotate,fog]", cwd=run_dir.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((run_dir / "robustness.json").read_text())
+    assert result["images"] == 500
+    clean = result["clean"]["acc"]
+    # Brittleness, measured: PGD at eps 0.1 costs the MLP most of its accuracy, eps 0.3 all of it.
+    assert result["adversarial"]["pgd_eps0.1"] < clean - 0.3
+    assert result["adversarial"]["pgd_eps0.3"] <= result["adversarial"]["fgsm_eps0.3"] <= 0.1
+    assert set(result["mnist_c"]["acc"]) == {"rotate", "fog"} and result["mnist_c"]["worst"] in {"rotate", "fog"}
+    assert 0.5 < result["ood_auroc"]["fashion_mnist"] <= 1.0
+    rows = (run_dir / "plots/robustness/adversarial.csv").read_text().splitlines()
+    assert rows[0] == "eps,fgsm,pgd" and len(rows) == 4
+    assert (run_dir / "figures/robustness/adversarial_examples.png").stat().st_size > 10_000
+
+    client, run = _only_run(uri)
+    assert run.data.metrics["robust/pgd_acc_eps0.1"] == pytest.approx(result["adversarial"]["pgd_eps0.1"])
+    assert run.data.metrics["ood/fashion_mnist_auroc"] == pytest.approx(result["ood_auroc"]["fashion_mnist"])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "robust/pgd_acc_curve")] == [0, 10, 30]
+    assert "robustness/adversarial_examples.png" in {a.path for a in client.list_artifacts(run.info.run_id, "robustness")}
+
+
+def test_bad_robustness_settings_are_refused_before_work(tmp_path):
+    out = run_module("pipeline.robustness", "robustness.eps=[0.1,2.0]", f"run_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode != 0 and "every eps must be in [0, 1]" in out.stderr
+    out = run_module("pipeline.robustness", "robustness.attacks=[cw]", f"run_dir={tmp_path}", cwd=tmp_path)
+    assert "valid: fgsm, pgd" in out.stderr
 
 
 def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
@@ -104,12 +143,13 @@ def _dvc(project, *args, timeout=900):
 
 def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
-    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", cwd=project)
+    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}",
+                        "robustness=quick", cwd=project)
     (project / "params.yaml").write_text(params.stdout)
 
     first = _dvc(project, "repro")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    for stage in ("data", "train", "evaluate"):
+    for stage in ("data", "train", "evaluate", "robustness"):
         assert f"Running stage '{stage}'" in first.stdout
     metrics = json.loads((project / "outputs/main/metrics.json").read_text())
     assert metrics["test"]["acc"] >= 0.97  # the seed MLP's promise, on the full data and default config
@@ -117,7 +157,7 @@ def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_pat
     again = _dvc(project, "repro")
     assert again.returncode == 0 and "Running stage" not in again.stdout
     shown = _dvc(project, "metrics", "show", "--json")
-    assert '"acc"' in shown.stdout
+    assert '"acc"' in shown.stdout and '"pgd_eps0.1"' in shown.stdout
     _, run = _only_run(f"sqlite:///{project}/mlflow.db")
     assert run.data.tags["dvc.stage"] == "train" and run.data.metrics["test/acc"] == metrics["test"]["acc"]
 
@@ -126,7 +166,7 @@ def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     out = _dvc(project, "exp", "run", "-S", "model=linear", "-S", "data.source=local",
                "-S", f"data.local_dir={idx_dir}", "-S", "data.train_subset=2000", "-S", "trainer.max_epochs=1",
-               "-S", "tracking.log_model=false")
+               "-S", "tracking.log_model=false", "-S", "robustness=quick")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     metrics = json.loads((project / "outputs/main/metrics.json").read_text())
     assert metrics["model"]["name"] == "linear"

@@ -71,3 +71,20 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
         load_checkpoint(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_adversarial_training_batches_stay_in_the_eps_ball(method):
+    from pipeline.module import Classifier
+
+    torch.manual_seed(0)
+    module = Classifier({"arch": "mlp", "hidden": [32], "activation": "relu"}, {"name": "adam", "lr": 1e-3},
+                        {"method": method, "eps": 0.3, "steps": 3, "step_size": None})
+    module.train()
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    adv = module.adversarial_batch(x, y)
+    assert adv.shape == x.shape and 0 <= adv.min() and adv.max() <= 1
+    assert (adv - x).abs().max() <= 0.3 + 1e-6 and (adv - x).abs().max() > 0.1
+    assert module.training and all(p.grad is None for p in module.parameters())
+    clean = Classifier({"arch": "mlp", "hidden": [32], "activation": "relu"}, {"name": "adam", "lr": 1e-3})
+    assert clean.adversarial_batch(x, y) is x

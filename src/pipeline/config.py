@@ -19,6 +19,13 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle")
 SOURCES = ("auto", "torchvision", "pypi", "local")
+ADVERSARIAL = ("none", "fgsm", "pgd")
+# Mirrors of the robustness registries (a test keeps them equal), so that names
+# are checked without importing torch.
+ATTACKS = ("fgsm", "pgd")
+CORRUPTIONS = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
+               "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges")
+SEVERITY_SHIFTS = ("rotate", "gaussian_noise", "gaussian_blur", "contrast", "translate")
 
 
 class ConfigError(ValueError):
@@ -66,6 +73,38 @@ def _choice(cfg: DictConfig, key: str, allowed: Sequence[str]) -> None:
         raise ConfigError(f"{key}={value!r} is not valid; choose one of {', '.join(allowed)}.")
 
 
+def _unit_interval(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key} must be in [0, 1] (pixel scale), got {value!r}.")
+
+
+def _names(value, key: str, allowed: Sequence[str]) -> None:
+    unknown = [v for v in value if v not in allowed]
+    if unknown or not value:
+        raise ConfigError(f"{key} has unknown or no entries {unknown or list(value)}; valid: {', '.join(allowed)}.")
+
+
+def _validate_robustness(cfg: DictConfig) -> None:
+    r = cfg.robustness
+    for key, values in (("robustness.eps", r.eps), ("robustness.autoattack.eps", r.autoattack.eps)):
+        for eps in values:
+            if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
+                raise ConfigError(f"{key} holds {eps!r}; every eps must be in [0, 1] (pixel scale).")
+    _names(r.attacks, "robustness.attacks", ATTACKS)
+    _names(r.corruptions, "robustness.corruptions", CORRUPTIONS)
+    _names(list(r.severity), "robustness.severity", SEVERITY_SHIFTS)
+    _positive(cfg, "robustness.batch_size", int)
+    _positive(cfg, "robustness.pgd.steps", int)
+    for key in ("n_images", "ood.n_images"):
+        value = OmegaConf.select(r, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"robustness.{key} must be null (all) or a positive integer, got {value!r}.")
+    n = r.autoattack.n_images
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"robustness.autoattack.n_images must be 0 (off) or a positive integer, got {n!r}.")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for values that would fail later, or worse, silently mislead."""
     for section in ("data", "model", "optim", "trainer", "tracking"):
@@ -94,6 +133,11 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.data.source == "local" and not cfg.data.local_dir:
         raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
+    if "adversarial" in cfg:
+        _choice(cfg, "adversarial.method", ADVERSARIAL)
+        _unit_interval(cfg, "adversarial.eps")
+    if "robustness" in cfg:
+        _validate_robustness(cfg)
     dropout = cfg.model.get("dropout", 0.0)
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}.")
@@ -111,10 +155,11 @@ def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object],
     run(cfg)
 
 
-def hydra_main(task: Callable[[DictConfig], object]) -> object:
+def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False) -> object:
     """Front door for people: a Hydra app over conf/ with command-line overrides and multirun.
 
-    A run writes into Hydra's output directory unless `run_dir=` is given.
+    With fresh_run_dir (training), a run writes into Hydra's own output directory
+    unless `run_dir=` is given; later stages read `run_dir` as configured.
     """
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -122,7 +167,7 @@ def hydra_main(task: Callable[[DictConfig], object]) -> object:
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> object:
         hydra_cfg = HydraConfig.get()
-        if not any(o.startswith("run_dir=") for o in hydra_cfg.overrides.task):
+        if fresh_run_dir and not any(o.startswith("run_dir=") for o in hydra_cfg.overrides.task):
             cfg.run_dir = hydra_cfg.runtime.output_dir
         try:
             validate(cfg)

@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from pipeline import metrics, plots, tracking
+    from pipeline import calibration, metrics, plots, tracking
     from pipeline.data import load_split
     from pipeline.models import count_parameters, load_checkpoint
 
@@ -55,8 +55,12 @@ def evaluate(cfg: DictConfig) -> dict:
     preds = logits.argmax(1)
     confusion = metrics.confusion_matrix(preds, labels)
     precision, recall = metrics.precision_recall(confusion)
-    bins = metrics.reliability_bins(probs, labels, cfg.evaluate.ece_bins)
-    ece = metrics.expected_calibration_error(probs, labels, cfg.evaluate.ece_bins)
+    bins = calibration.reliability_bins(probs, labels, cfg.evaluate.ece_bins)
+    ece = calibration.expected_calibration_error(probs, labels, cfg.evaluate.ece_bins)
+    bin_rows = [{"bin_lower": float(lo), "bin_upper": float(hi), "count": int(n),
+                 "confidence": float(c), "accuracy": float(a)}
+                for lo, hi, n, c, a in zip(bins["lower"], bins["upper"], bins["count"], bins["confidence"],
+                                           bins["accuracy"]) if n > 0]
     result = {
         "test": {
             "acc": float((preds == labels).double().mean()),
@@ -70,12 +74,12 @@ def evaluate(cfg: DictConfig) -> dict:
 
     metrics_path = run_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
-    plot_dir, fig_dir = run_dir / "plots", run_dir / "figures"
+    plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     _write_csv(plot_dir / "confusion.csv",
                [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), preds.tolist())])
-    _write_csv(plot_dir / "reliability.csv", bins)
+    _write_csv(plot_dir / "reliability.csv", bin_rows)
     figures = [plots.confusion_png(confusion, fig_dir / "confusion.png"),
-               plots.reliability_png(bins, ece, fig_dir / "reliability.png")]
+               plots.reliability_png(bin_rows, ece, fig_dir / "reliability.png")]
 
     uri, run_id = ref["tracking_uri"], ref["run_id"]
     test = result["test"]

@@ -1,4 +1,6 @@
-"""Classification metrics on tensors: confusion matrix, per-class precision/recall, calibration."""
+"""Classification metrics on tensors: confusion matrix, per-class precision and recall.
+
+Calibration (ECE, reliability bins) lives in calibration.py."""
 
 from __future__ import annotations
 
@@ -15,29 +17,3 @@ def precision_recall(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     precision = tp / confusion.sum(0).clamp(min=1)
     recall = tp / confusion.sum(1).clamp(min=1)
     return precision, recall
-
-
-def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> list[dict]:
-    """Equal-width confidence bins: mean confidence, accuracy and count of each."""
-    confidence, preds = probs.max(1)
-    correct = (preds == labels).double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype, device=confidence.device)
-    # bin i holds (edge_i, edge_{i+1}]; a confidence of exactly 0 joins bin 0
-    which = torch.bucketize(confidence, edges[1:-1], right=False)
-    rows = []
-    for i in range(n_bins):
-        mask = which == i
-        count = int(mask.sum())
-        rows.append({
-            "bin_lower": float(edges[i]), "bin_upper": float(edges[i + 1]), "count": count,
-            "confidence": float(confidence[mask].double().mean()) if count else 0.0,
-            "accuracy": float(correct[mask].mean()) if count else 0.0,
-        })
-    return rows
-
-
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
-    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
-    rows = reliability_bins(probs, labels, n_bins)
-    total = sum(r["count"] for r in rows)
-    return sum(r["count"] * abs(r["confidence"] - r["accuracy"]) for r in rows) / max(total, 1)

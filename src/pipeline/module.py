@@ -16,19 +16,34 @@ class Classifier(L.LightningModule):
     """Wraps a model built from `model_cfg`; hyperparameters are plain dicts so a
     checkpoint loads with torch.load(weights_only=True)."""
 
-    def __init__(self, model_cfg: dict, optim_cfg: dict):
+    def __init__(self, model_cfg: dict, optim_cfg: dict, adversarial_cfg: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_model(model_cfg)
         self.optim_cfg = optim_cfg
+        self.adversarial_cfg = adversarial_cfg or {"method": "none"}
         self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def adversarial_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Replace the batch by its adversarial version (adversarial training), if configured."""
+        cfg = self.adversarial_cfg
+        if cfg["method"] == "none":
+            return x
+        from pipeline.robustness.attacks import pgd
+
+        eps, steps = cfg["eps"], cfg.get("steps", 1)
+        if cfg["method"] == "fgsm":  # FGSM from a random start = one PGD step of 1.25 eps
+            step_size = cfg.get("step_size") or 1.25 * eps
+            return pgd(self.net, x, y, eps, steps=1, step_size=step_size, random_start=True)
+        return pgd(self.net, x, y, eps, steps=steps, step_size=cfg.get("step_size"), random_start=True)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
+        x = self.adversarial_batch(x, y)
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
         # Epoch-level logging only: values accumulate on the device, no sync per step.

@@ -30,8 +30,8 @@ def confusion_png(confusion, path: Path, title: str = "Confusion matrix (test)")
 def reliability_png(rows: list[dict], ece: float, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
-    centers = [(r["bin_lower"] + r["bin_upper"]) / 2 for r in rows if r["count"]]
-    accuracy = [r["accuracy"] for r in rows if r["count"]]
+    centers = [(r["bin_lower"] + r["bin_upper"]) / 2 for r in rows]
+    accuracy = [r["accuracy"] for r in rows]
     width = rows[0]["bin_upper"] - rows[0]["bin_lower"]
     ax.bar(centers, accuracy, width=width * 0.9, edgecolor="black", label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
@@ -48,3 +48,59 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
+
+
+def adversarial_examples_png(clean, adv, labels, clean_pred, adv_pred, eps: float, path: Path) -> Path:
+    """Rows of digits: clean, adversarial, and the perturbation that turned one into the other."""
+    plt = _pyplot()
+    n = len(labels)
+    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
+    delta = adv - clean
+    for i in range(n):
+        for row, (image, title, cmap, vmin, vmax) in enumerate([
+            (clean[i, 0], f"true {int(labels[i])}\npred {int(clean_pred[i])}", "gray", 0, 1),
+            (adv[i, 0], f"pred {int(adv_pred[i])}", "gray", 0, 1),
+            (delta[i, 0], "perturbation", "seismic", -eps, eps),
+        ]):
+            ax = axes[row, i]
+            ax.imshow(image.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_title(title, fontsize=8, color="red" if row == 1 and adv_pred[i] != labels[i] else "black")
+            ax.axis("off")
+    fig.suptitle(f"PGD, L-inf eps = {eps:g}: clean (top), adversarial (middle), perturbation (bottom)", fontsize=9)
+    return _save(fig, path)
+
+
+def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool = False) -> Path:
+    """Accuracy curves: one axis for all series, or one panel per series."""
+    plt = _pyplot()
+    if panels:
+        fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3.2), squeeze=False)
+        axes = list(axes[0])
+    else:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        axes = [ax] * len(series)
+    for ax, (name, (xs, ys)) in zip(axes, series.items()):
+        ax.plot(xs, ys, marker="o", label=name)
+        ax.set(xlabel=f"{name} {xlabel}" if panels else xlabel, ylabel="accuracy", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    if not panels:
+        axes[0].legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def corruption_examples_png(x, names, seed: int, path: Path) -> Path:
+    """One digit under every corruption."""
+    import torch
+
+    from pipeline.robustness.corruptions import get_corruption
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(1.3 * (len(names) + 1), 1.8), squeeze=False)
+    images = [("clean", x[0, 0])] + [(n, get_corruption(n)(x, torch.Generator().manual_seed(seed))[0, 0])
+                                     for n in names]
+    for ax, (name, image) in zip(axes[0], images):
+        ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name.replace("_", " "), fontsize=7)
+        ax.axis("off")
+    return _save(fig, path)

@@ -90,6 +90,9 @@ def run_name(cfg) -> str:
         shape = f"{'x'.join(str(h) for h in m.hidden)}-{m.activation}"
     else:
         shape = "c" + "x".join(str(c) for c in m.channels)
+    adversarial = cfg.get("adversarial", {}).get("method", "none")
+    if adversarial != "none":
+        shape += f"-adv{adversarial}{cfg.adversarial.eps:g}"
     return f"{m.name}-{shape}-{cfg.optim.name}{cfg.optim.lr:g}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 

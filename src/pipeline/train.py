@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 
-def _history_callback(path: Path, uri: str | None, run_id: str | None):
+def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_reports: bool):
     """Per-epoch metrics to a CSV (for `dvc plots`) and to MLflow, with step = epoch."""
     import lightning as L
 
@@ -35,6 +35,14 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None):
 
         def on_train_epoch_start(self, trainer, pl_module):
             self.epoch_start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            # Without a live progress bar (logs, DVC), long epochs still report progress.
+            total = trainer.num_training_batches
+            if quarter_reports and trainer.is_global_zero and total >= 8 and (batch_idx + 1) % (total // 4) == 0 \
+                    and batch_idx + 1 < total:
+                print(f"[train] epoch {trainer.current_epoch + 1}: {batch_idx + 1}/{total} batches, "
+                      f"{time.perf_counter() - self.epoch_start:.0f}s", flush=True)
 
         def on_train_epoch_end(self, trainer, pl_module):
             if trainer.sanity_checking or not trainer.is_global_zero:
@@ -63,9 +71,9 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str 
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
                                  mode="max", save_last=True, auto_insert_metric_name=False)
-    callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id)]
-    # A live bar on a terminal; in logs (DVC, CI) the one-line epoch summaries suffice.
+    # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
     live = sys.stderr.isatty()
+    callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id, not live)]
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     t = cfg.trainer
@@ -98,7 +106,8 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
 
     datamodule = MNISTDataModule.from_config(cfg)
     module = Classifier(OmegaConf.to_container(cfg.model, resolve=True),
-                        OmegaConf.to_container(cfg.optim, resolve=True))
+                        OmegaConf.to_container(cfg.optim, resolve=True),
+                        OmegaConf.to_container(cfg.adversarial, resolve=True))
     n_params = count_parameters(module.net)
 
     run_id = uri = None
@@ -175,7 +184,7 @@ def main(argv=None) -> None:
     if args[:1] == ["--params"]:
         params_main(args, run_dvc, "pipeline.train")
     else:
-        hydra_main(run_hydra)
+        hydra_main(run_hydra, fresh_run_dir=True)
 
 
 if __name__ == "__main__":
