@@ -174,3 +174,36 @@ def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     assert run.data.params["model.activation"] == "identity"
     shown = _dvc(project, "exp", "show", "--json")
     assert shown.returncode == 0 and "linear" in shown.stdout
+
+
+def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx_dir):
+    import signal
+    import time
+
+    project = _project_copy(tmp_path, idx_dir)
+    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", "robustness=quick",
+                        "data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4",
+                        "tracking.log_model=false", cwd=project)
+    (project / "params.yaml").write_text(params.stdout)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())", "repro"]
+    proc = subprocess.Popen(dvc, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    history = project / "outputs/main/plots/history.csv"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # dvc and the training under it, as a crash or OOM kill would
+    proc.wait()
+    assert not (project / "outputs/main/metrics.json").exists()
+
+    again = _dvc(project, "repro")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming MLflow run" in again.stdout
+    assert len(history.read_text().splitlines()) == 5
+    _, run = _only_run(f"sqlite:///{project}/mlflow.db")
+    assert run.info.status == "FINISHED" and "robust/pgd_acc_eps0.1" in run.data.metrics
+    assert "Running stage" not in _dvc(project, "repro").stdout

@@ -8,6 +8,7 @@ augmentation happen on whole batches, on the device, in `on_after_batch_transfer
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import lightning as L
 import torch
@@ -25,16 +26,20 @@ class TensorBatches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        # The permutation follows the trainer's epoch when there is one, so a run
+        # resumed from a checkpoint sees exactly the batches it would have seen.
+        self.epoch_fn = epoch_fn
+        self.passes = 0
 
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            epoch = self.epoch_fn() if self.epoch_fn is not None else self.passes
+            g = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
@@ -46,7 +51,7 @@ class TensorBatches:
 
     def __iter__(self):
         order = self._indices()
-        self.epoch += 1  # next pass, next permutation; reproducible from the seed
+        self.passes += 1  # next pass, next permutation; reproducible from the seed
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             yield self.images[idx], self.labels[idx]
@@ -114,7 +119,9 @@ class MNISTDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         images, labels = self.splits[split]
-        return TensorBatches(images, labels, batch_size, shuffle, seed=self.seed, rank=rank, world_size=world)
+        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
+        return TensorBatches(images, labels, batch_size, shuffle, seed=self.seed, rank=rank, world_size=world,
+                             epoch_fn=epoch_fn)
 
     def train_dataloader(self) -> TensorBatches:
         return self._batches("train", self.batch_size, shuffle=True)

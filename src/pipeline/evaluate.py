@@ -94,6 +94,10 @@ def evaluate(cfg: DictConfig) -> dict:
     tracking.end_run(uri, run_id)
     print(f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={ece:.4f}; "
           f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run_id}", flush=True)
+    if cfg.tracking.get("log_model", False):  # registered by training: the best by test/acc gets @champion
+        from pipeline.registry import after_evaluation
+
+        after_evaluation(uri, cfg.tracking.registered_model)
     return result
 
 

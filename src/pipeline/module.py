@@ -46,6 +46,13 @@ class Classifier(L.LightningModule):
         x = self.adversarial_batch(x, y)
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
+        # A diverged run stops instead of producing a garbage model. Checked every
+        # few steps, not every step: reading the value forces a device sync.
+        if batch_idx % self.trainer.log_every_n_steps == 0 and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx}: the run "
+                f"diverged. Lower optim.lr (now {self.optim_cfg['lr']}) or change optim/model settings."
+            )
         # Epoch-level logging only: values accumulate on the device, no sync per step.
         self.train_acc.update(logits.detach(), y)
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(y))

@@ -118,6 +118,8 @@ def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[st
     }
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("PIPELINE_PARENT_RUN_ID"):  # a job of a Hydra sweep (see sweep.py)
+        tags["mlflow.parentRunId"] = os.environ["PIPELINE_PARENT_RUN_ID"]
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)
     run_id = run.info.run_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -147,6 +149,11 @@ def log_params(uri: str, run_id: str, params: Mapping[str, Any]) -> None:
 
 def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     client(uri).log_artifact(run_id, str(path), artifact_path)
+
+
+def reopen_run(uri: str, run_id: str) -> None:
+    """Mark an interrupted run as running again (it is being resumed)."""
+    client(uri).update_run(run_id, status="RUNNING")
 
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:

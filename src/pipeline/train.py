@@ -33,6 +33,13 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
             self.rows: list[dict] = []
             self.epoch_start = time.perf_counter()
 
+        def on_train_start(self, trainer, pl_module):
+            # Resumed from a checkpoint: keep the epochs that were already recorded.
+            if trainer.current_epoch > 0 and path.is_file():
+                with path.open() as f:
+                    self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()}
+                                 for row in csv.DictReader(f) if int(row["epoch"]) <= trainer.current_epoch]
+
         def on_train_epoch_start(self, trainer, pl_module):
             self.epoch_start = time.perf_counter()
 
@@ -65,6 +72,40 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
     return EpochHistory()
 
 
+def _epoch_seeding(seed: int):
+    """Re-seed every RNG at each epoch start: a resumed run draws the same augmentations and dropout masks."""
+    import lightning as L
+
+    class EpochSeed(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            L.seed_everything(seed + trainer.current_epoch, verbose=False)
+
+    return EpochSeed()
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Identifies what a checkpoint was trained with (settings that do not change training are left out)."""
+    import hashlib
+
+    relevant = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+                if k not in ("run_dir", "tracking", "evaluate", "robustness")}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(relevant)).encode()).hexdigest()[:16]
+
+
+def _resumable(run_dir: Path, fingerprint: str) -> dict | None:
+    """The run.json of an unfinished run with the same settings and a last checkpoint, if any."""
+    import json
+
+    ref_path, last = run_dir / "run.json", run_dir / "checkpoints" / "last.ckpt"
+    if not (ref_path.is_file() and last.is_file()):
+        return None
+    try:
+        ref = json.loads(ref_path.read_text())
+    except ValueError:
+        return None
+    return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
+
+
 def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str | None):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -73,7 +114,8 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str 
                                  mode="max", save_last=True, auto_insert_metric_name=False)
     # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
     live = sys.stderr.isatty()
-    callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id, not live)]
+    callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id, not live),
+                 _epoch_seeding(cfg.seed)]
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     t = cfg.trainer
@@ -110,15 +152,26 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                         OmegaConf.to_container(cfg.adversarial, resolve=True))
     n_params = count_parameters(module.net)
 
+    fingerprint = config_fingerprint(cfg)
+    resume = _resumable(run_dir, fingerprint)
     run_id = uri = None
     if is_rank_zero:
-        run_id, uri = tracking.start_run(cfg, command, overrides)
-        tracking.log_params(uri, run_id, {"model.parameters": n_params})
-        tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment)
+        if resume:
+            # An interrupted run with the same settings: continue it, in the same MLflow run.
+            run_id, uri = resume["run_id"], resume["tracking_uri"]
+            tracking.reopen_run(uri, run_id)
+            print(f"[train] resuming MLflow run {run_id} from {run_dir / 'checkpoints' / 'last.ckpt'}", flush=True)
+        else:
+            _clear_stale_outputs(run_dir)
+            run_id, uri = tracking.start_run(cfg, command, overrides)
+            tracking.log_params(uri, run_id, {"model.parameters": n_params, "config.fingerprint": fingerprint})
+        tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment,
+                               config_hash=fingerprint, state="training")
         print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run_id} in {uri}", flush=True)
 
     try:
-        return _fit_and_record(cfg, run_dir, module, datamodule, uri, run_id)
+        ckpt = run_dir / "checkpoints" / "last.ckpt" if resume else None
+        return _fit_and_record(cfg, run_dir, module, datamodule, uri, run_id, ckpt, fingerprint)
     except BaseException as err:
         # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
         if run_id:
@@ -127,12 +180,21 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         raise
 
 
-def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str | None, run_id: str | None) -> dict:
+def _clear_stale_outputs(run_dir: Path) -> None:
+    """Checkpoints and history of a finished or different run must not leak into a new one."""
+    import shutil
+
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "plots" / "history.csv").unlink(missing_ok=True)
+
+
+def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str | None, run_id: str | None,
+                    ckpt_path: Path | None, fingerprint: str) -> dict:
     from pipeline import tracking
 
     trainer, checkpoint = _build_trainer(cfg, run_dir, uri, run_id)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return {}
@@ -140,8 +202,9 @@ def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str
     best = checkpoint.best_model_path or checkpoint.last_model_path
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     tracking.log_metrics(uri, run_id, {"val/best_acc": best_val, "time/train_s": train_seconds})
-    tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment,
-                           best_checkpoint=str(best), val_best_acc=best_val, train_seconds=train_seconds)
+    tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment, config_hash=fingerprint,
+                           state="completed", best_checkpoint=str(best), val_best_acc=best_val,
+                           train_seconds=train_seconds)
     tracking.log_artifact(uri, run_id, best, "checkpoints")
     if cfg.tracking.log_model:
         from pipeline.models import load_checkpoint

@@ -1,0 +1,104 @@
+"""Faults: a killed training resumes to the same result, runs repeat exactly, divergence fails loudly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_module
+
+SMALL = ["data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4", "tracking.log_model=false"]
+
+
+def _train(tmp_path, mnist_root, name, *extra, env=None):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = run_module("pipeline.train", *SMALL, f"run_dir={tmp_path / name}", f"tracking.uri={uri}",
+                     f"data.root={mnist_root}", *extra, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return tmp_path / name, uri, out
+
+
+def _history(run_dir):
+    lines = (run_dir / "plots" / "history.csv").read_text().splitlines()
+    # drop the wall-clock column; everything else must match exactly
+    header = lines[0].split(",")
+    keep = [i for i, h in enumerate(header) if h != "time/epoch_s"]
+    return [[line.split(",")[i] for i in keep] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, mnist_root):
+    """An uninterrupted run that the others must reproduce exactly."""
+    return _train(tmp_path_factory.mktemp("reference"), mnist_root, "reference")[0]
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path, mnist_root, reference):
+    again, _, _ = _train(tmp_path, mnist_root, "again")
+    assert _history(again) == _history(reference)
+    assert json.loads((again / "metrics.json").read_text())["test"] == \
+        json.loads((reference / "metrics.json").read_text())["test"]
+
+
+def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, mnist_root, reference):
+    run_dir = tmp_path / "killed"
+    uri = f"sqlite:///{tmp_path}/killed.db"
+    args = [sys.executable, "-m", "pipeline.train", *SMALL, f"run_dir={run_dir}", f"tracking.uri={uri}",
+            f"data.root={mnist_root}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    history = run_dir / "plots" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill once two epochs are on disk
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "training"
+
+    again = run_module("pipeline.train", *args[3:], cwd=tmp_path, env=None)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming MLflow run" in again.stdout
+    assert _history(run_dir) == _history(reference)
+    assert json.loads((run_dir / "metrics.json").read_text())["test"] == \
+        json.loads((reference / "metrics.json").read_text())["test"]
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].info.run_id == json.loads((run_dir / "run.json").read_text())["run_id"]
+    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "val/acc")) == 4
+
+
+def test_diverging_loss_stops_with_a_clear_message_and_a_failed_run(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = run_module("pipeline.train", *SMALL, "optim=sgd", "optim.lr=1e8", f"run_dir={tmp_path / 'nan'}",
+                     f"tracking.uri={uri}", f"data.root={mnist_root}", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "the run diverged. Lower optim.lr (now 100000000.0)" in out.stderr
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert run.info.status == "FAILED"
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tmp_path, mnist_root):
+    secret = "s3cr3t-token-value-42"
+    env = {"MY_API_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret}
+    _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
+    run_dir, uri, out = _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
+    assert "resuming" not in out.stdout  # the first run had finished: the same command trains afresh
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert len(runs) == 2
+    run = runs[0]
+    logged = json.dumps({"params": run.data.params, "tags": run.data.tags})
+    logged += client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)) and \
+        (tmp_path / "config.yaml").read_text()
+    assert secret not in logged

@@ -1,0 +1,86 @@
+"""Hydra multirun sweeps under load: parallel jobs (joblib) writing to SQLite and to an MLflow server."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import run_module
+
+TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
+
+
+def _sweep(tmp_path, mnist_root, uri, seeds, n_jobs):
+    out = run_module("pipeline.train", "-m", f"seed={','.join(map(str, seeds))}", *TINY_JOB,
+                     "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", f"tracking.uri={uri}",
+                     f"data.root={mnist_root}", f"hydra.sweep.dir={tmp_path / 'multirun'}", cwd=tmp_path,
+                     env={"OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "database is locked" not in out.stdout + out.stderr
+    return out
+
+
+def _check_parent_and_children(uri, n):
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == n and len(runs) == n + 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/jobs"] == n
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(int(c.data.params["seed"]) for c in children) == list(range(1, n + 1))
+    for child in children:  # complete, not just present
+        assert child.info.status == "FINISHED"
+        assert 0.1 < child.data.metrics["test/acc"] <= 1.0
+        assert len(client.get_metric_history(child.info.run_id, "val/acc")) == 1
+        assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
+
+
+def test_eight_jobs_four_at_a_time_on_the_default_sqlite_store(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    _sweep(tmp_path, mnist_root, uri, range(1, 9), n_jobs=4)
+    _check_parent_and_children(uri, 8)
+    assert len(list((tmp_path / "multirun").glob("*/metrics.json"))) == 8
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
+         str(tmp_path / "server-artifacts"), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not become healthy within 2 minutes")
+        yield url
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_four_parallel_jobs_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):
+    _sweep(tmp_path, mnist_root, mlflow_server, range(1, 5), n_jobs=4)
+    _check_parent_and_children(mlflow_server, 4)
