@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the project with its test tools.
+#   bash scripts/setup.sh          the environment for running the pipeline
+#   bash scripts/setup.sh --test   also the services the tests drive (chromium, PostgreSQL)
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "[setup] installing the project and its dependencies (first time: a few minutes, torch is large)"
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+if [ "${1:-}" = "--test" ]; then
+  bash scripts/install-test-services.sh
+fi
 echo "[setup] ready: source .venv/bin/activate"

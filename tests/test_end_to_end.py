@@ -158,6 +158,10 @@ def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_pat
     assert again.returncode == 0 and "Running stage" not in again.stdout
     shown = _dvc(project, "metrics", "show", "--json")
     assert '"acc"' in shown.stdout and '"pgd_eps0.1"' in shown.stdout
+    plots = _dvc(project, "plots", "show", "-o", str(tmp_path / "plots"))
+    assert plots.returncode == 0 and "failed" not in plots.stdout + plots.stderr
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "accuracy per epoch" in page and "accuracy under attack" in page and "confusion.csv" in page
     _, run = _only_run(f"sqlite:///{project}/mlflow.db")
     assert run.data.tags["dvc.stage"] == "train" and run.data.metrics["test/acc"] == metrics["test"]["acc"]
 

@@ -60,7 +60,8 @@ def load_params(path: str | Path) -> DictConfig:
 
 def _positive(cfg: DictConfig, key: str, kind: type) -> None:
     value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    accepted = (int, float) if kind is float else kind  # optim.lr=1 means 1.0
+    if isinstance(value, bool) or not isinstance(value, accepted) or value <= 0:
         raise ConfigError(
             f"{key} must be a positive {kind.__name__}, got {value!r}. "
             f"Set it on the command line, e.g. `{key}=...`."

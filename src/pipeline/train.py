@@ -56,7 +56,7 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
                 return
             found = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
             found["time/epoch_s"] = time.perf_counter() - self.epoch_start
-            found["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+            found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
             row = {"epoch": trainer.current_epoch + 1, **found}
             self.rows.append(row)
             path.parent.mkdir(parents=True, exist_ok=True)

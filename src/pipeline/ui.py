@@ -1,0 +1,111 @@
+"""Browse and compare runs: the MLflow UI on the project's store, on loopback.
+
+    python -m pipeline.ui                      # http://127.0.0.1:5000, the project's mlflow.db
+    python -m pipeline.ui --port 5001
+    python -m pipeline.ui --tracking-uri sqlite:////path/to/mlflow.db
+    python -m pipeline.ui --host 0.0.0.0 --basic-auth   # other machines, with log-in (see README)
+
+The store is the pipeline's own (`pipeline.tracking.resolve_uri`): `--tracking-uri`,
+else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db, with artifacts read from
+<cwd>/mlartifacts. The server binds 127.0.0.1 unless `--host` says otherwise, so
+nothing on the network can reach it by default. When the store already is a
+tracking server (http:// or https://) there is nothing to start: the URL is printed.
+
+No heavy imports: `--help` answers at once; the UI itself is `mlflow server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.ui",
+        description="Start the MLflow UI on the project's tracking store (127.0.0.1 only unless --host is given).",
+    )
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default: 127.0.0.1, this machine only). Anything else exposes the "
+                        "UI and its REST API to the network: use --basic-auth and/or a TLS reverse proxy.")
+    p.add_argument("--tracking-uri", default=None,
+                   help="store to browse (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
+    p.add_argument("--basic-auth", action="store_true",
+                   help="require a user name and password (MLflow's basic-auth app; see README, Team setup)")
+    p.add_argument("--dry-run", action="store_true", help="print the server command instead of running it")
+    return p.parse_args(argv)
+
+
+def server_command(uri: str, host: str, port: int, workers: int = 2, basic_auth: bool = False) -> list[str]:
+    """The `mlflow server` command line that serves `uri` (a database store) on host:port."""
+    from pipeline.tracking import artifact_location
+
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--host", host, "--port", str(port), "--workers", str(workers)]
+    artifacts = artifact_location(uri)
+    if artifacts:
+        # Experiments the pipeline created already name <store>/mlartifacts; new ones go there too.
+        cmd += ["--default-artifact-root", artifacts, "--no-serve-artifacts"]
+    if basic_auth:
+        cmd += ["--app-name", "basic-auth"]
+    return cmd
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from pipeline.tracking import resolve_uri
+
+    uri = resolve_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://", "databricks")):
+        print(f"The store is a tracking server already: open {uri} in a browser (nothing to start).")
+        return 0
+    if uri.startswith("sqlite:///") and not args.dry_run:
+        db = uri[len("sqlite:///"):]
+        if not os.path.isfile(db):
+            print(f"error: {db} does not exist yet: run the pipeline first (`dvc repro` or "
+                  f"`python -m pipeline.train`), or pass --tracking-uri.", file=sys.stderr)
+            return 2
+    cmd = server_command(uri, args.host, args.port, args.workers, args.basic_auth)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host not in LOOPBACK:
+        print(f"warning: binding {args.host}: the UI and its REST API (read AND write) are reachable from the "
+              f"network{'' if args.basic_auth else ' without any log-in'}. Prefer 127.0.0.1 with an SSH tunnel, "
+              f"or --basic-auth behind a TLS reverse proxy (README, Team setup).", file=sys.stderr)
+        if args.host in ("0.0.0.0", "::"):
+            shown = "127.0.0.1"
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    if args.basic_auth:
+        try:
+            import flask_wtf  # noqa: F401  (MLflow's auth app needs it for CSRF protection)
+        except ImportError:
+            print("error: --basic-auth needs MLflow's auth extra: pip install 'mlflow[auth]'", file=sys.stderr)
+            return 2
+        if not (env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or env.get("MLFLOW_AUTH_CONFIG_PATH")):
+            print("error: --basic-auth needs the admin's password the first time: set MLFLOW_AUTH_ADMIN_PASSWORD "
+                  "(or MLFLOW_AUTH_CONFIG_PATH to a basic_auth.ini); MLflow ships no default.", file=sys.stderr)
+            return 2
+        if not env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
+            import secrets
+
+            # CSRF tokens are signed with it; a fresh one per start only logs browsers out on restart.
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
+            print("note: MLFLOW_FLASK_SERVER_SECRET_KEY not set; using a random one for this server "
+                  "(set it to keep sessions across restarts or share it between servers)", file=sys.stderr)
+        print("log-in required: users and permissions live in basic_auth.db in this folder "
+              "(MLflow's basic-auth app)", file=sys.stderr)
+    print(f"MLflow UI for {uri}\n  open http://{shown}:{args.port}  (experiment 'mnist'); Ctrl-C stops it",
+          flush=True)
+    os.execve(sys.executable, cmd, env)  # the server replaces this process: signals reach it directly
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The MLflow UI, driven in a real headless Chromium: find the experiment, open a run, see its
+parameters, a metric chart and an image artifact, compare two runs.
+
+Needs Debian's `chromium` (scripts/install-test-services.sh) and the `playwright` package; the
+browser Playwright would download is not used. Without them the test is skipped, except under CI
+(the CI variable set), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import run_module
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium's own background connections (updates, sync, QUIC probes) are refused on a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT_COPY = Path("/tmp/mlflow-ui-run.png")
+TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]
+
+
+def _need(ok: bool, why: str) -> None:
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must run this test: bash scripts/install-test-services.sh)")
+        pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine other than loopback (the one its default route uses), if any."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent; it only picks a source address
+            address = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, mnist_root):
+    """Two tiny runs in one store (seeds 1 and 2; only the first registers its model)."""
+    _need(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _need(False, "the playwright package is not installed")
+    tmp = tmp_path_factory.mktemp("ui")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    runs = []
+    for seed, log_model in ((1, "true"), (2, "false")):
+        out = run_module("pipeline.train", *TINY, f"seed={seed}", f"run_dir={tmp}/run{seed}", f"tracking.uri={uri}",
+                         f"data.root={mnist_root}", f"tracking.log_model={log_model}", cwd=tmp)
+        assert out.returncode == 0, out.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("mnist")
+    runs = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.data.params["seed"])
+    assert [r.data.params["seed"] for r in runs] == ["1", "2"]
+    return tmp, uri, exp.experiment_id, runs
+
+
+@pytest.fixture(scope="module")
+def ui(two_runs):
+    """`python -m pipeline.ui` on the runs' store, on a free loopback port; stopped afterwards."""
+    tmp, uri, _, _ = two_runs
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    log = open(tmp / "ui.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.ui", "--tracking-uri", uri, "--port", str(port),
+                             "--workers", "1"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{base}/health", proc)
+        yield base, port, tmp / "ui.log"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: this process group only
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had exited already
+            pass
+        log.close()
+
+
+def test_ui_command_prints_the_url_and_binds_loopback_only(ui):
+    base, port, log = ui
+    assert f"open {base}" in log.read_text()
+    other = _non_loopback_address()
+    if other is None:
+        pytest.skip("this machine has no non-loopback address to try")
+    with socket.socket() as s:
+        s.settimeout(3)
+        assert s.connect_ex((other, port)) != 0, f"the UI answers on {other}:{port}, not only on loopback"
+
+
+def test_ui_help_is_fast_and_needs_no_store(tmp_path):
+    started = time.monotonic()
+    out = run_module("pipeline.ui", "--help", cwd=tmp_path)
+    assert out.returncode == 0 and "127.0.0.1" in out.stdout
+    assert time.monotonic() - started < 10
+    out = run_module("pipeline.ui", cwd=tmp_path)  # no mlflow.db here: a clear message, not a blank UI
+    assert out.returncode == 2 and "does not exist yet" in out.stderr
+    out = run_module("pipeline.ui", "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    assert "--host 127.0.0.1" in out.stdout and f"file://{tmp_path}/mlartifacts" in out.stdout
+
+
+def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    tmp, _, exp_id, (run1, run2) = two_runs
+    base, _, _ = ui
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    timeout = 60_000  # a cold React app on a busy 2-core machine
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1100})
+            page.set_default_timeout(timeout)
+
+            # Find the experiment: home page -> "Model training" -> Experiments -> mnist.
+            page.goto(f"{base}/")
+            page.get_by_text("Model training", exact=True).click()
+            page.get_by_role("link", name="Experiments", exact=True).click()
+            page.get_by_role("link", name="mnist", exact=True).first.click()
+            page.wait_for_url(f"**/#/experiments/{exp_id}/runs**")
+            close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+            if close.count():
+                close.first.click()
+            for run in (run1, run2):
+                expect(page.get_by_role("link", name=run.info.run_name, exact=True)).to_be_visible()
+
+            # Open the first run: its page shows the description (the exact command) and parameters.
+            page.get_by_role("link", name=run1.info.run_name, exact=True).click()
+            page.wait_for_url(f"**/#/experiments/{exp_id}/runs/{run1.info.run_id}**")
+            expect(page.get_by_text("Reproduce with:")).to_be_visible()
+            expect(page.get_by_text(run1.data.tags["mlflow.note.content"].split("\n")[-1].strip())).to_be_visible()
+            params = page.get_by_role("table").filter(has_text="model.hidden")
+            expect(params.first).to_be_visible()
+            for name, value in (("model.hidden", "[128, 64]"), ("data.train_subset", "2000"),
+                                ("model.parameters", "109386")):
+                row = page.get_by_role("row").filter(has_text=name).first
+                expect(row).to_contain_text(value)
+            expect(page.get_by_role("row").filter(has_text="test/acc").first).to_contain_text(
+                str(run1.data.metrics["test/acc"])[:5])
+            expect(page.get_by_text("mnist-mlp").first).to_be_visible()  # the registered model
+            run_png = shots / "run.png"
+            page.screenshot(path=str(run_png), full_page=True)
+
+            # A metric chart: the per-epoch val/acc line (step = epoch).
+            page.get_by_role("tab", name="Model metrics").click()
+            page.get_by_placeholder("Search metric charts").fill("val/acc")
+            legend = page.get_by_text(f"{run1.info.run_name} (val/acc)")
+            expect(legend.first).to_be_visible()
+            chart = page.locator(".js-plotly-plot").filter(has_text="Step").first
+            expect(chart).to_be_visible()
+            assert chart.locator(".scatterlayer .trace").count() >= 1
+            page.screenshot(path=str(shots / "metric-chart.png"))
+
+            # An image artifact: the confusion matrix the evaluation stage logged.
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("evaluation", exact=True).first.click()
+            page.get_by_text("confusion.png", exact=True).first.click()
+            image = page.locator("img[src^='blob:']").first
+            expect(image).to_be_visible()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+            shown = tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+            assert shown == _png_size(tmp / "run1" / "figures" / "evaluation" / "confusion.png")
+            page.screenshot(path=str(shots / "artifact.png"))
+
+            # Compare the two runs: select both in the runs table, press Compare.
+            page.goto(f"{base}/#/experiments/{exp_id}/runs")
+            expect(page.get_by_role("link", name=run2.info.run_name, exact=True)).to_be_visible()
+            page.get_by_role("checkbox", name="Select all runs").check()
+            page.get_by_role("button", name="Compare", exact=True).click()
+            page.wait_for_url("**/#/compare-runs?runs=**")
+            assert run1.info.run_id in page.url and run2.info.run_id in page.url
+            expect(page.get_by_text("Comparing 2 Runs")).to_be_visible()
+            seed_row = page.get_by_role("row").filter(has=page.get_by_text("seed", exact=True)).first
+            expect(seed_row).to_contain_text("1")
+            expect(seed_row).to_contain_text("2")
+            fingerprints = page.get_by_role("row").filter(has_text="config.fingerprint").first
+            for run in (run1, run2):
+                expect(fingerprints).to_contain_text(run.data.params["config.fingerprint"])
+            page.screenshot(path=str(shots / "compare.png"), full_page=True)
+        finally:
+            browser.close()
+    shutil.copyfile(run_png, SCREENSHOT_COPY)
+    print(f"\nscreenshots: {shots} (run page also at {SCREENSHOT_COPY})")
+    assert run_png.stat().st_size > 20_000
+
+
+def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
+    """`python -m pipeline.ui --basic-auth`: no password or a wrong one -> 401; the admin's -> 200."""
+    import base64
+    import urllib.error
+
+    pytest.importorskip("flask_wtf", reason="MLflow's auth extra is not installed (pip install 'mlflow[auth]')")
+    tmp, uri, _, _ = two_runs
+    folder = tmp / "auth"
+    folder.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    refused = subprocess.run([sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri],
+                             cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD" in refused.stderr
+    env["MLFLOW_AUTH_ADMIN_PASSWORD"] = "a-long-test-password"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri,
+                             "--port", str(port), "--workers", "1"], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=mnist"
+
+    def status(user: str | None, password: str | None) -> int:
+        request = urllib.request.Request(api)
+        if user:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", proc)
+        assert status(None, None) == 401
+        assert status("admin", "wrong") == 401
+        assert status("admin", "a-long-test-password") == 200
+        assert (folder / "basic_auth.db").is_file()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
