@@ -102,3 +102,23 @@ def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tm
     logged += client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)) and \
         (tmp_path / "config.yaml").read_text()
     assert secret not in logged
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mnist_root, sig):
+    run_dir = tmp_path / "run"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.train", *SMALL, "trainer.max_epochs=50",
+                             f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run_dir / "plots" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(sig)  # as Ctrl-C (SIGINT) or a scheduler's stop (SIGTERM) would
+    assert proc.wait(timeout=120) != 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert run.info.status == "KILLED"
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) >= 1  # what was logged stays

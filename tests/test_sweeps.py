@@ -81,6 +81,6 @@ def mlflow_server(tmp_path):
         server.wait(timeout=30)
 
 
-def test_four_parallel_jobs_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):
-    _sweep(tmp_path, mnist_root, mlflow_server, range(1, 5), n_jobs=4)
-    _check_parent_and_children(mlflow_server, 4)
+def test_eight_jobs_four_at_a_time_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):
+    _sweep(tmp_path, mnist_root, mlflow_server, range(1, 9), n_jobs=4)
+    _check_parent_and_children(mlflow_server, 8)

@@ -177,6 +177,10 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         if run_id:
             status = "KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED"
             tracking.end_run(uri, run_id, status)
+        if isinstance(err, SystemExit) and not err.code:
+            # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
+            # would take that for success. Exit as a process killed by SIGTERM does (143).
+            raise SystemExit(143) from err
         raise
 
 
