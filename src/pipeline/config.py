@@ -179,6 +179,17 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     return app()
 
 
+def stage_main(prog: str, dvc_task: Callable[[DictConfig], object],
+               hydra_task: Callable[[DictConfig], object] | None = None,
+               fresh_run_dir: bool = False, argv: Sequence[str] | None = None) -> None:
+    """Both front doors of a stage: `--params params.yaml` (DVC) or Hydra overrides (people)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--params"]:
+        params_main(args, dvc_task, prog)
+    else:
+        hydra_main(hydra_task or dvc_task, fresh_run_dir)
+
+
 def main() -> None:
     """Print the default composition (with optional overrides): `python -m pipeline.config > params.yaml`."""
     cfg = compose(sys.argv[1:])

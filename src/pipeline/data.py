@@ -261,13 +261,9 @@ def run(cfg) -> Path:
 
 
 def main(argv=None) -> None:
-    from pipeline.config import hydra_main, params_main
+    from pipeline.config import stage_main
 
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--params"]:
-        params_main(args, run, "pipeline.data")
-    else:
-        hydra_main(run)
+    stage_main("pipeline.data", run, argv=argv)
 
 
 if __name__ == "__main__":

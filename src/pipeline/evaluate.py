@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -36,7 +35,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    import torch
     import torch.nn.functional as F
 
     from pipeline import calibration, metrics, plots, tracking
@@ -102,13 +100,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def main(argv=None) -> None:
-    from pipeline.config import hydra_main, params_main
+    from pipeline.config import stage_main
 
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--params"]:
-        params_main(args, evaluate, "pipeline.evaluate")
-    else:
-        hydra_main(evaluate)
+    stage_main("pipeline.evaluate", evaluate, argv=argv)
 
 
 if __name__ == "__main__":

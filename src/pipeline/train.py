@@ -245,13 +245,9 @@ def run_hydra(cfg: DictConfig) -> float:
 
 
 def main(argv=None) -> None:
-    from pipeline.config import hydra_main, params_main
+    from pipeline.config import stage_main
 
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--params"]:
-        params_main(args, run_dvc, "pipeline.train")
-    else:
-        hydra_main(run_hydra, fresh_run_dir=True)
+    stage_main("pipeline.train", run_dvc, run_hydra, fresh_run_dir=True, argv=argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ robustness-vs-severity curves, with default grids in ``SEVERITY_GRIDS``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch

@@ -15,7 +15,6 @@ import csv
 import functools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -270,10 +269,6 @@ def _adversarial_examples(model, x, y, r: DictConfig):
 
 
 def main(argv=None) -> None:
-    from pipeline.config import hydra_main, params_main
+    from pipeline.config import stage_main
 
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--params"]:
-        params_main(args, evaluate_robustness, "pipeline.robustness")
-    else:
-        hydra_main(evaluate_robustness)
+    stage_main("pipeline.robustness", evaluate_robustness, argv=argv)
