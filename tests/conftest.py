@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -44,3 +45,55 @@ def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = 
     full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def need(ok: bool, why: str) -> None:
+    """Skip a test whose system service is missing; in CI (CI set) fail instead: it must run there."""
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must run this test: bash scripts/install-test-services.sh)")
+        pytest.skip(why)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(cmd: list, health_url: str, cwd: Path, env: dict | None = None, log: Path | None = None,
+            timeout: float = 180):
+    """Start a server process in its own process group, wait for health_url to answer 200, stop it after."""
+    import signal
+    import time
+    import urllib.request
+
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"{cmd[:4]} exited with {proc.returncode} before answering")
+            try:
+                with urllib.request.urlopen(health_url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{health_url} did not answer within {timeout}s")
+                time.sleep(0.5)
+        yield proc
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: this process group only
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had exited already
+            pass
+        if log:
+            out.close()

@@ -1,15 +1,11 @@
 """Hydra multirun sweeps under load: parallel jobs (joblib) writing to SQLite and to an MLflow server."""
 
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_module
+from conftest import free_port, run_module, serving
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 
@@ -48,37 +44,15 @@ def test_eight_jobs_four_at_a_time_on_the_default_sqlite_store(tmp_path, mnist_r
     assert len(list((tmp_path / "multirun").glob("*/metrics.json"))) == 8
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
-         str(tmp_path / "server-artifacts"), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not become healthy within 2 minutes")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
+           str(tmp_path / "server-artifacts"), "--workers", "2"]
+    with serving(cmd, f"{url}/health", cwd=tmp_path, timeout=120):
         yield url
-    finally:
-        import os
-        import signal
-
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_eight_jobs_four_at_a_time_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):

@@ -11,33 +11,16 @@ import glob
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import run_module
+from conftest import free_port, need, run_module, serving
 
 PASSWORD = "mlflow-test-only"
-
-
-def _need(ok: bool, why: str) -> None:
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} (CI must run this test: bash scripts/install-test-services.sh)")
-        pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin() -> Path | None:
@@ -48,36 +31,22 @@ def _pg_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"mlflow server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL cluster in a temporary folder, listening on 127.0.0.1:<free port> only."""
     bindir = _pg_bin()
-    _need(bindir is not None, "PostgreSQL server binaries (initdb, pg_ctl) not found")
+    need(bindir is not None, "PostgreSQL server binaries (initdb, pg_ctl) not found")
     try:
         import psycopg  # noqa: F401  (SQLAlchemy 2.1's default driver for postgresql:// URIs)
     except ImportError:
-        _need(False, "the psycopg package is not installed (pip install 'psycopg[binary]')")
+        need(False, "the psycopg package is not installed (pip install 'psycopg[binary]')")
     # PostgreSQL refuses to run as root: then the cluster belongs to the `postgres` system user.
     as_user: list[str] = []
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            _need(False, "running as root and there is no `postgres` user to run PostgreSQL as")
+            need(False, "running as root and there is no `postgres` user to run PostgreSQL as")
         as_user = ["runuser", "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="mnist-pg-"))  # not under pytest's 0700 root-only tmp
     data, pwfile = base / "data", base / "pwfile"
@@ -85,7 +54,7 @@ def postgres():
     if as_user:
         for path in (base, pwfile):
             os.chown(path, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_port()
     log = base / "postgres.log"
 
     def pg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -113,26 +82,13 @@ def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` on 127.0.0.1:<free port>: PostgreSQL backend store, a local artifact root."""
     tmp = tmp_path_factory.mktemp("server")
     artifacts = tmp / "artifacts"
-    port = _free_port()
-    log = open(tmp / "server.log", "w")
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres,
-                             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/health", proc)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres, "--artifacts-destination",
+           str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with serving(cmd, f"{url}/health", cwd=tmp, env=env, log=tmp / "server.log"):
         yield url, artifacts, tmp / "server.log"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: this process group only
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # it had exited already
-            pass
-        log.close()
 
 
 def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, postgres, tmp_path, mnist_root):

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import run_module
+from conftest import free_port, need, run_module, serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own background connections (updates, sync, QUIC probes) are refused on a closed network.
@@ -29,33 +27,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT_COPY = Path("/tmp/mlflow-ui-run.png")
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]
-
-
-def _need(ok: bool, why: str) -> None:
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"{why} (CI must run this test: bash scripts/install-test-services.sh)")
-        pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
 def _non_loopback_address() -> str | None:
@@ -77,11 +48,11 @@ def _png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, mnist_root):
     """Two tiny runs in one store (seeds 1 and 2; only the first registers its model)."""
-    _need(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}")
+    need(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        _need(False, "the playwright package is not installed")
+        need(False, "the playwright package is not installed")
     tmp = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{tmp}/mlflow.db"
     runs = []
@@ -102,25 +73,12 @@ def two_runs(tmp_path_factory, mnist_root):
 def ui(two_runs):
     """`python -m pipeline.ui` on the runs' store, on a free loopback port; stopped afterwards."""
     tmp, uri, _, _ = two_runs
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    log = open(tmp / "ui.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.ui", "--tracking-uri", uri, "--port", str(port),
-                             "--workers", "1"], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{base}/health", proc)
+    cmd = [sys.executable, "-m", "pipeline.ui", "--tracking-uri", uri, "--port", str(port), "--workers", "1"]
+    with serving(cmd, f"{base}/health", cwd=tmp, env=env, log=tmp / "ui.log", timeout=120):
         yield base, port, tmp / "ui.log"
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: this process group only
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # it had exited already
-            pass
-        log.close()
 
 
 def test_ui_command_prints_the_url_and_binds_loopback_only(ui):
@@ -240,15 +198,14 @@ def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
     tmp, uri, _, _ = two_runs
     folder = tmp / "auth"
     folder.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     refused = subprocess.run([sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri],
                              cwd=folder, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD" in refused.stderr
     env["MLFLOW_AUTH_ADMIN_PASSWORD"] = "a-long-test-password"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri,
-                             "--port", str(port), "--workers", "1"], cwd=folder, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri, "--port", str(port),
+           "--workers", "1"]
     api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=mnist"
 
     def status(user: str | None, password: str | None) -> int:
@@ -262,17 +219,8 @@ def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
         except urllib.error.HTTPError as err:
             return err.code
 
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/health", proc)
+    with serving(cmd, f"http://127.0.0.1:{port}/health", cwd=folder, env=env, timeout=120):
         assert status(None, None) == 401
         assert status("admin", "wrong") == 401
         assert status("admin", "a-long-test-password") == 200
         assert (folder / "basic_auth.db").is_file()
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -10,7 +10,6 @@ it into the MLflow run that trained the model.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -24,14 +23,6 @@ def predict_logits(model, images, batch_size: int):
     with torch.no_grad():
         return torch.cat([model(images[i:i + batch_size].unsqueeze(1).float().div(255))
                           for i in range(0, len(images), batch_size)])
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -73,9 +64,9 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics_path = run_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
-    _write_csv(plot_dir / "confusion.csv",
+    plots.write_csv(plot_dir / "confusion.csv",
                [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), preds.tolist())])
-    _write_csv(plot_dir / "reliability.csv", bin_rows)
+    plots.write_csv(plot_dir / "reliability.csv", bin_rows)
     figures = [plots.confusion_png(confusion, fig_dir / "confusion.png"),
                plots.reliability_png(bin_rows, ece, fig_dir / "reliability.png")]
 

@@ -1,8 +1,20 @@
-"""Figures as PNG files (matplotlib, no display needed)."""
+"""Figures as PNG files (matplotlib, no display needed) and plot data as CSV."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Plot data as CSV (what `dvc plots` renders); the header comes from the first row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _pyplot():

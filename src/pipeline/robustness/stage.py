@@ -11,7 +11,6 @@ Reads <run_dir>/run.json and the best checkpoint. Writes <run_dir>/robustness.js
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import math
@@ -31,15 +30,6 @@ def _device(name: str):
 
 def _log(msg: str) -> None:
     print(f"[robustness] {msg}", flush=True)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _accuracy_and_ece(model, x, y, batch_size: int) -> tuple[float, float]:
@@ -214,9 +204,9 @@ def evaluate_robustness(cfg: DictConfig) -> dict:
     out_json = run_dir / "robustness.json"
     out_json.write_text(json.dumps(result, indent=2) + "\n")
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
-    files = [_write_csv(plot_dir / "adversarial.csv", curves),
-             _write_csv(plot_dir / "corruptions.csv", corruptions)]
-    files += [_write_csv(plot_dir / "severity" / f"{name}.csv", rows) for name, rows in severity.items()]
+    files = [plots.write_csv(plot_dir / "adversarial.csv", curves),
+             plots.write_csv(plot_dir / "corruptions.csv", corruptions)]
+    files += [plots.write_csv(plot_dir / "severity" / f"{name}.csv", rows) for name, rows in severity.items()]
     examples = _adversarial_examples(model, x, y, r)
     files += [plots.adversarial_examples_png(*examples, fig_dir / "adversarial_examples.png"),
               plots.curves_png({a: ([row["eps"] for row in curves], [row[a] for row in curves]) for a in r.attacks},
