@@ -211,3 +211,34 @@ def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx
     _, run = _only_run(f"sqlite:///{project}/mlflow.db")
     assert run.info.status == "FINISHED" and "robust/pgd_acc_eps0.1" in run.data.metrics
     assert "Running stage" not in _dvc(project, "repro").stdout
+
+
+def test_dvc_queue_runs_experiments_into_the_projects_mlflow_store(tmp_path, idx_dir):
+    """`dvc exp run --queue` + `dvc queue start`: runs happen in temporary copies of the repository,
+    and their MLflow runs must still land in the project's own store."""
+    import time
+
+    project = _project_copy(tmp_path, idx_dir)
+    common = ["-S", "data.source=local", "-S", f"data.local_dir={idx_dir}", "-S", "data.train_subset=1000",
+              "-S", "trainer.max_epochs=1", "-S", "tracking.log_model=false", "-S", "robustness=quick"]
+    for width in (32, 64):
+        queued = _dvc(project, "exp", "run", "--queue", "-n", f"width-{width}", "-S", f"model.hidden=[{width}]",
+                      *common)
+        assert queued.returncode == 0, queued.stdout[-2000:] + queued.stderr[-2000:]
+    started = _dvc(project, "queue", "start", "-j", "1")
+    assert started.returncode == 0, started.stderr[-2000:]
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = _dvc(project, "queue", "status").stdout
+        if status.count("Success") == 2 or "Failed" in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status + _dvc(project, "queue", "logs", "width-32").stdout[-3000:]
+    shown = _dvc(project, "exp", "show", "--json")
+    assert "width-32" in shown.stdout and "width-64" in shown.stdout
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert sorted(r.data.tags.get("dvc.experiment") for r in runs) == ["width-32", "width-64"]
+    assert sorted(r.data.params["model.hidden"] for r in runs) == ["[32]", "[64]"]
+    assert all(r.info.status == "FINISHED" and "test/acc" in r.data.metrics for r in runs)
+    assert not list((project / ".dvc").rglob("mlflow.db"))  # nothing stranded in the temporary copies

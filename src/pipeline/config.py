@@ -132,6 +132,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"data.train_subset must be null or an integer in 1..{60000 - val_size}, got {subset!r}."
         )
+    epoch_size = cfg.data.get("epoch_size")
+    if epoch_size is not None and (not isinstance(epoch_size, int) or epoch_size <= 0):
+        raise ConfigError(f"data.epoch_size must be null or a positive integer, got {epoch_size!r}.")
     if cfg.data.source == "local" and not cfg.data.local_dir:
         raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
     if "adversarial" in cfg:

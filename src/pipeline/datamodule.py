@@ -26,8 +26,12 @@ class TensorBatches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None,
+                 epoch_size: int | None = None):
         self.images, self.labels = images, labels
+        # Examples per epoch when it differs from the data: a small subset is cycled
+        # (a fresh permutation each pass) so every subset size gets the same number of steps.
+        self.epoch_size = epoch_size or len(labels)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         # The permutation follows the trainer's epoch when there is one, so a run
@@ -40,14 +44,15 @@ class TensorBatches:
         if self.shuffle:
             epoch = self.epoch_fn() if self.epoch_fn is not None else self.passes
             g = torch.Generator().manual_seed(self.seed + epoch)
-            order = torch.randperm(n, generator=g)
+            order = torch.cat([torch.randperm(n, generator=g) for _ in range(math.ceil(self.epoch_size / n))])
         else:
-            order = torch.arange(n)
-        share = n // self.world_size
+            order = torch.arange(n).repeat(math.ceil(self.epoch_size / n))
+        order = order[:self.epoch_size]
+        share = len(order) // self.world_size
         return order[self.rank * share:(self.rank + 1) * share].to(self.labels.device)
 
     def __len__(self) -> int:
-        return math.ceil((len(self.labels) // self.world_size) / self.batch_size)
+        return math.ceil((self.epoch_size // self.world_size) / self.batch_size)
 
     def __iter__(self):
         order = self._indices()
@@ -74,12 +79,13 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float = 10.0,
 
 class MNISTDataModule(L.LightningDataModule):
     def __init__(self, root: str = "data/mnist", val_size: int = 5000, split_seed: int = 0,
-                 train_subset: int | None = None, batch_size: int = 128, eval_batch_size: int = 2000,
+                 train_subset: int | None = None, epoch_size: int | None = None, batch_size: int = 128, eval_batch_size: int = 2000,
                  augment: bool = False, max_shift: float = 2.0, seed: int = 0,
                  source: str = "auto", local_dir: str | None = None):
         super().__init__()
         self.root, self.source, self.local_dir = root, source, local_dir
         self.val_size, self.split_seed, self.train_subset = val_size, split_seed, train_subset
+        self.epoch_size = epoch_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.augment, self.max_shift, self.seed = augment, max_shift, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -88,7 +94,7 @@ class MNISTDataModule(L.LightningDataModule):
     def from_config(cls, cfg) -> "MNISTDataModule":
         d = cfg.data
         return cls(root=d.root, val_size=d.val_size, split_seed=d.split_seed, train_subset=d.train_subset,
-                   batch_size=d.batch_size, eval_batch_size=d.eval_batch_size, augment=d.augment,
+                   epoch_size=d.get("epoch_size"),                   batch_size=d.batch_size, eval_batch_size=d.eval_batch_size, augment=d.augment,
                    max_shift=d.max_shift, seed=cfg.seed, source=d.source, local_dir=d.local_dir)
 
     def prepare_data(self) -> None:
@@ -115,16 +121,16 @@ class MNISTDataModule(L.LightningDataModule):
         test_images, test_labels = load_split(self.root, "test")
         self.splits["test"] = (test_images.to(device), test_labels.to(device))
 
-    def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
+    def _batches(self, split: str, batch_size: int, shuffle: bool, epoch_size: int | None = None) -> TensorBatches:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         images, labels = self.splits[split]
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
         return TensorBatches(images, labels, batch_size, shuffle, seed=self.seed, rank=rank, world_size=world,
-                             epoch_fn=epoch_fn)
+                             epoch_fn=epoch_fn, epoch_size=epoch_size)
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True)
+        return self._batches("train", self.batch_size, shuffle=True, epoch_size=self.epoch_size)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)

@@ -28,7 +28,7 @@ def predict_logits(model, images, batch_size: int):
 def evaluate(cfg: DictConfig) -> dict:
     import torch.nn.functional as F
 
-    from pipeline import calibration, metrics, plots, tracking
+    from pipeline import calibration, collapse, filters, metrics, plots, tracking
     from pipeline.data import load_split
     from pipeline.models import count_parameters, load_checkpoint
 
@@ -60,6 +60,9 @@ def evaluate(cfg: DictConfig) -> dict:
         },
         "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
     }
+    if collapse.is_linear_stack(model):
+        # The identity-activation stack: multiply it out and check it is one linear map.
+        result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
 
     metrics_path = run_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -69,18 +72,24 @@ def evaluate(cfg: DictConfig) -> dict:
     plots.write_csv(plot_dir / "reliability.csv", bin_rows)
     figures = [plots.confusion_png(confusion, fig_dir / "confusion.png"),
                plots.reliability_png(bin_rows, ece, fig_dir / "reliability.png")]
+    figures += filters.write_figures(model, images, fig_dir)
 
     uri, run_id = ref["tracking_uri"], ref["run_id"]
     test = result["test"]
     flat = {"test/acc": test["acc"], "test/loss": test["loss"], "test/ece": test["ece"]}
     flat.update({f"test/precision_{c}": v for c, v in test["precision"].items()})
     flat.update({f"test/recall_{c}": v for c, v in test["recall"].items()})
+    flat.update({f"collapse/{k}": v for k, v in result.get("collapse", {}).items()})
     tracking.log_metrics(uri, run_id, flat)
     tracking.log_artifact(uri, run_id, metrics_path, "evaluation")
     for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
         if path.exists():
             tracking.log_artifact(uri, run_id, path, "evaluation")
     tracking.end_run(uri, run_id)
+    if "collapse" in result:
+        c = result["collapse"]
+        print(f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
+              f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}", flush=True)
     print(f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={ece:.4f}; "
           f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run_id}", flush=True)
     if cfg.tracking.get("log_model", False):  # registered by training: the best by test/acc gets @champion

@@ -100,7 +100,11 @@ def load_checkpoint(path) -> nn.Module:
     checkpoint from a stranger cannot run code on load.
     """
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(blob["hyper_parameters"]["model_cfg"])
+    model_cfg = blob["hyper_parameters"]["model_cfg"]
+    model = build_model(model_cfg)
     state = {k[len("net."):]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
     model.load_state_dict(state)
+    if model_cfg.get("channels_last"):
+        # As trained (module.py): NHWC convolutions, faster attacks and evaluation on CPU.
+        model = model.to(memory_format=torch.channels_last)
     return model.eval()

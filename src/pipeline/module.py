@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from pipeline.models import build_model
@@ -20,9 +21,13 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_model(model_cfg)
+        if model_cfg.get("channels_last"):
+            # NHWC convolutions: faster CNN training steps on CPU (benchmarks/choices.py).
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.optim_cfg = optim_cfg
         self.adversarial_cfg = adversarial_cfg or {"method": "none"}
         self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.train_loss = MeanMetric()
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,10 +58,14 @@ class Classifier(L.LightningModule):
                 f"training loss is {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx}: the run "
                 f"diverged. Lower optim.lr (now {self.optim_cfg['lr']}) or change optim/model settings."
             )
-        # Epoch-level logging only: values accumulate on the device, no sync per step.
+        # Epoch-level metrics accumulate on the device (no sync per step) and reach self.log once,
+        # on the epoch's last batch: a self.log call costs about 1 ms on a CPU, as much as a whole
+        # MLP training step (benchmarks/loop.py). Lightning computes and resets them at epoch end.
         self.train_acc.update(logits.detach(), y)
-        self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.train_loss.update(loss.detach(), len(y))
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -83,11 +92,13 @@ class Classifier(L.LightningModule):
         if schedule == "none":
             return optimizer
         steps = int(self.trainer.estimated_stepping_batches)
+        if steps < 4:  # too short to schedule (smoke runs): one-cycle needs a step up and a step down
+            return optimizer
         if schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         elif schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                            pct_start=0.25)
+                                                            pct_start=max(0.25, 2 / steps))
         else:
             raise ValueError(f"unknown optim.scheduler {schedule!r}; choose none, cosine or onecycle")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -116,3 +116,34 @@ def corruption_examples_png(x, names, seed: int, path: Path) -> Path:
         ax.set_title(name.replace("_", " "), fontsize=7)
         ax.axis("off")
     return _save(fig, path)
+
+
+def filters_png(weights, path: Path, title: str) -> Path:
+    """A grid of weight images on a symmetric red-blue scale (each scaled to its own range)."""
+    plt = _pyplot()
+    n = len(weights)
+    cols = min(n, 16)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.75, rows * 0.75 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, w in zip(axes.flat, weights):
+        limit = float(w.abs().max()) or 1.0
+        ax.imshow(w.numpy(), cmap="seismic", vmin=-limit, vmax=limit)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def top_images_png(images, units: list[int], picks, path: Path, title: str) -> Path:
+    """One row per unit: the images (uint8, N x 28 x 28) that excite it most."""
+    plt = _pyplot()
+    rows, cols = picks.shape
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8 + 0.6, rows * 0.8 + 0.4), squeeze=False)
+    for r, unit in enumerate(units):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(images[int(picks[r, c])].numpy(), cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[r, 0].set_ylabel(f"unit {unit}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -1,5 +1,8 @@
 """Hydra callback for multirun sweeps: one MLflow parent run, one child run per job.
 
+A sweep of an experiment preset (`+experiment=claim_mlp`) that finished without
+failures is also collected into reports/results/<preset>.json for the report.
+
 The parent run is created before any job starts (which also creates the store
 and the experiment once, so parallel jobs never race to initialise them); its
 id reaches the jobs through the environment, which the joblib launcher's
@@ -26,8 +29,9 @@ class SweepTracking(Callback):
         client = tracking.client(uri)
         experiment = tracking.experiment_id(client, config.tracking.experiment, uri)
         overrides = " ".join(config.hydra.overrides.task)
-        name = f"sweep-{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = client.create_run(experiment, run_name=name, tags={
+        preset = config.hydra.runtime.choices.get("experiment")
+        name = f"sweep-{preset or config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = client.create_run(experiment, run_name=name, tags={**({"preset": preset} if preset else {}),
             "sweep": "parent", "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.train -m {overrides}",
             "hydra.overrides": overrides or "none", "sweep.dir": str(config.hydra.sweep.dir), **tracking.git_state()})
         os.environ[PARENT_ENV] = run.info.run_id
@@ -44,4 +48,11 @@ class SweepTracking(Callback):
             failed = [c for c in children if c.info.status != "FINISHED"]
             tracking.log_metrics(self.uri, self.run_id, {"sweep/jobs": len(children), "sweep/failed": len(failed)})
             tracking.end_run(self.uri, self.run_id, "FAILED" if failed else "FINISHED")
+            preset = config.hydra.runtime.choices.get("experiment")
+            if preset and not failed:
+                # A preset's sweep is a result the report shows: keep a copy beside the report.
+                from pipeline import results
+
+                path = results.write(self.uri, self.run_id, config.report.results_dir)
+                print(f"[sweep] {len(children)} jobs collected into {path}", flush=True)
             os.environ.pop(PARENT_ENV, None)

@@ -1,8 +1,10 @@
 """MLflow: the one place that knows the store, runs, names, tags and artifacts.
 
 Store: `tracking.uri` if set, else $MLFLOW_TRACKING_URI, else a SQLite database
-`mlflow.db` in the working directory with artifacts in `mlartifacts/` beside it
-(MLflow 3 no longer accepts a bare file store by default).
+`mlflow.db` in the project root with artifacts in `mlartifacts/` beside it
+(MLflow 3 no longer accepts a bare file store by default). The project root is
+the working directory, or $DVC_ROOT under DVC: queued experiments run in
+temporary copies of the repository, and their runs belong in the same store.
 
 One run per pipeline execution: training creates it and writes its id to
 `<run_dir>/run.json`; evaluation and later stages log into the same run.
@@ -19,6 +21,8 @@ from typing import Any, Mapping
 
 # No usage reports leave the machine (and none can: runs are often offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Progress bars for artifact downloads only clutter logs.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
@@ -30,7 +34,8 @@ def resolve_uri(configured: str | None = None) -> str:
         return configured
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{(Path.cwd() / DB_NAME).resolve()}"
+    root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
+    return f"sqlite:///{(root / DB_NAME).resolve()}"
 
 
 def artifact_location(uri: str) -> str | None:
@@ -96,6 +101,22 @@ def run_name(cfg) -> str:
     return f"{m.name}-{shape}-{cfg.optim.name}{cfg.optim.lr:g}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _hydra_tags() -> dict[str, str]:
+    """The `+experiment=<preset>` of the running Hydra app and, in a sweep, the job's number."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    tags = {}
+    if hydra_cfg.runtime.choices.get("experiment"):
+        tags["preset"] = hydra_cfg.runtime.choices["experiment"]
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        tags["sweep.job"] = str(hydra_cfg.job.num)
+    return tags
+
+
 def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[str, str]:
     """Create the pipeline's run: name, description, tags, params and the config file.
 
@@ -116,6 +137,7 @@ def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[st
         "hydra.overrides": " ".join(overrides or []) or "none",
         **git_state(),
     }
+    tags.update(_hydra_tags())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
     if os.environ.get("PIPELINE_PARENT_RUN_ID"):  # a job of a Hydra sweep (see sweep.py)

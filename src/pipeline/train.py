@@ -230,18 +230,44 @@ def run_dvc(cfg: DictConfig) -> None:
 
 
 def run_hydra(cfg: DictConfig) -> float:
-    """One job of a Hydra run or sweep: train, then evaluate; returns best val accuracy (for sweepers)."""
+    """One job of a Hydra run or sweep: train, then evaluate (and, if configured, the
+    robustness stage); returns best val accuracy (what sweepers optimise)."""
     from hydra.core.hydra_config import HydraConfig
 
     overrides = list(HydraConfig.get().overrides.task)
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
+    _relaunch_only_this_job(cfg)
     result = fit(cfg, command.strip(), overrides)
     if not result:
         return float("nan")
     from pipeline.evaluate import evaluate
 
     evaluate(cfg)
+    if cfg.robustness.get("after_training"):
+        from pipeline.robustness.stage import evaluate_robustness
+
+        evaluate_robustness(cfg)
     return result["val/acc"]
+
+
+def _relaunch_only_this_job(cfg: DictConfig) -> None:
+    """Multi-process DDP inside a sweep must not start the sweep again.
+
+    Lightning starts ranks 1..N-1 by re-running sys.argv plus `hydra.run.dir=<run dir>`.
+    In a multirun, sys.argv holds `-m` and every sweep value, so each rank would launch
+    a whole sweep of its own. Give it this job's overrides instead, in this job's directory.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN or "ddp" not in str(cfg.trainer.strategy):
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={Path(cfg.run_dir).resolve()}",
+                "hydra.mode=RUN"]
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.run.dir = str(Path(hydra_cfg.runtime.output_dir).resolve())
 
 
 def main(argv=None) -> None:

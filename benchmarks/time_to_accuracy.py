@@ -1,0 +1,154 @@
+"""Time to accuracy: seconds of real training (our Trainer, our callbacks, MLflow tracking into a temp
+store) until the *test* accuracy first reaches a target. Test accuracy is measured after every epoch
+with the clock paused; training stops at the first epoch that reaches the target.
+
+    default        the seed MLP (default config) to 97 %        target <= 10 s
+    --full         the CNN (+experiment=cnn) to 99.5 %          target <= 300 s   (about 4-5 min on 2 cores)
+    --dvc          wall time of the default pipeline's stages (train, evaluate, robustness) run as
+                   `dvc repro` runs them, `python -m pipeline.<stage> --params params.yaml`, in a temp dir
+                   with its own MLflow store; the data stage is left out (data/mnist is prepared, so
+                   `dvc repro` would skip it too). dvc itself is not run: it would write dvc.lock and
+                   outputs/ of the repository.
+    --quick        the MLP on 5,000 training images to 90 % (a smoke test, no target)
+
+There is no baseline: these are absolute targets.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import clean_env, data_root, median, row, skipped
+
+
+def _stopper(target: float):
+    import lightning as L
+
+    class StopAtAccuracy(L.Callback):
+        """Test accuracy after each epoch, off the clock; stop once it reaches the target."""
+
+        def __init__(self):
+            self.start = self.paused = 0.0
+            self.history: list[tuple[int, float, float]] = []  # (epoch, training seconds, test accuracy)
+            self.reached: tuple[int, float, float] | None = None
+
+        def on_train_start(self, trainer, pl_module):
+            self.start, self.paused = time.perf_counter(), 0.0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            pause = time.perf_counter()
+            images, labels = trainer.datamodule.splits["test"]
+            net, was_training = pl_module.net, pl_module.net.training
+            net.eval()
+            correct = 0
+            with torch.inference_mode(), trainer.precision_plugin.forward_context():
+                for i in range(0, len(labels), 2000):
+                    x = images[i:i + 2000].unsqueeze(1).float().div_(255)
+                    correct += int((net(x).argmax(1) == labels[i:i + 2000]).sum())
+            net.train(was_training)
+            acc = correct / len(labels)
+            seconds = pause - self.start - self.paused
+            self.history.append((trainer.current_epoch + 1, seconds, acc))
+            if acc >= target and self.reached is None:
+                self.reached = self.history[-1]
+                trainer.should_stop = True
+            self.paused += time.perf_counter() - pause
+
+    return StopAtAccuracy()
+
+
+def train_to_accuracy(overrides: list[str], target: float, tmp: Path) -> dict:
+    """Train as `fit` does (same Trainer, same callbacks, MLflow run) until test accuracy >= target."""
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from pipeline import tracking
+    from pipeline.config import compose, validate
+    from pipeline.datamodule import MNISTDataModule
+    from pipeline.module import Classifier
+    from pipeline.train import _build_trainer
+
+    cfg = compose([*overrides, f"run_dir={tmp}", f"data.root={data_root()}",
+                   f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_model=false"])
+    validate(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+    module = Classifier(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.optim),
+                        OmegaConf.to_container(cfg.adversarial))
+    run_id, uri = tracking.start_run(cfg, "benchmarks/time_to_accuracy.py")
+    trainer, _ = _build_trainer(cfg, tmp, uri, run_id)
+    stopper = _stopper(target)
+    trainer.callbacks.append(stopper)
+    trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
+    tracking.end_run(uri, run_id)
+    reached = stopper.reached
+    return {"seconds": reached[1] if reached else None, "epochs": reached[0] if reached else None,
+            "history": stopper.history, "max_epochs": cfg.trainer.max_epochs}
+
+
+def _measure(name: str, overrides: list[str], target: float, limit: float | None, repeats: int) -> dict:
+    runs = []
+    for i in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="bench-tta-") as tmp:
+            runs.append(train_to_accuracy(overrides, target, Path(tmp)))
+    secs = [r["seconds"] for r in runs]
+    reached = all(s is not None for s in secs)
+    last = runs[-1]
+    note = (f"epoch {last['epochs']}, test acc {last['history'][-1][2]:.4f}" if reached
+            else f"not reached in {last['max_epochs']} epochs (best test acc {max(h[2] for h in last['history']):.4f})")
+    return row("time-to-accuracy", f"{name} to {target:.1%}", median(secs) if reached else None,
+               unit="s", target=("<=", limit, "ours") if limit else None, note=note, reached=reached,
+               samples=secs, history=last["history"])
+
+
+def pipeline_stages(repeats: int = 1) -> list[dict]:
+    """Wall time of the default pipeline's DVC stage commands, in a temp dir (see the module docstring)."""
+    from omegaconf import OmegaConf
+
+    from pipeline.config import compose
+
+    rows, times = [], {s: [] for s in ("train", "evaluate", "robustness")}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
+            tmp = Path(tmp)
+            cfg = compose([f"run_dir={tmp / 'outputs' / 'main'}", f"data.root={data_root()}",
+                           f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}"])
+            OmegaConf.save(cfg, tmp / "params.yaml")
+            for stage in times:
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--params", "params.yaml"],
+                                      cwd=tmp, env=clean_env(), capture_output=True, text=True)
+                times[stage].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise RuntimeError(f"pipeline.{stage} failed ({done.returncode}): {done.stderr[-2000:]}")
+    for stage, secs in times.items():
+        rows.append(row("pipeline", f"stage {stage} (python -m pipeline.{stage} --params)", median(secs), unit="s",
+                        samples=secs))
+    total = [sum(t) for t in zip(*times.values())]
+    rows.append(row("pipeline", "default pipeline, train+evaluate+robustness", median(total), unit="s",
+                    note="what `dvc repro` runs after the data stage", samples=total))
+    return rows
+
+
+def run(quick: bool = False, repeats: int = 5, full: bool = False, dvc: bool = False, **_) -> list[dict]:
+    # Whole trainings: fewer repeats than the micro-benchmarks (each one is a full run).
+    repeats = 1 if quick else max(1, min(repeats, 3))
+    if quick:
+        rows = [_measure("MLP, 5,000 training images", ["data.train_subset=5000", "trainer.max_epochs=5"],
+                         0.90, None, repeats)]
+    else:
+        # No schedule in the default MLP recipe, so a higher epoch cap changes nothing but the cap.
+        rows = [_measure("seed MLP (default config)", ["trainer.max_epochs=20"], 0.97, 10, repeats)]
+    if full:
+        rows.append(_measure("CNN (+experiment=cnn)", ["+experiment=cnn"], 0.995, 300, 1))
+    else:
+        rows.append(skipped("time-to-accuracy", "CNN (+experiment=cnn) to 99.5% (target <= 300 s)", "opt-in: --full"))
+    if dvc:
+        rows += pipeline_stages(1)
+    return rows

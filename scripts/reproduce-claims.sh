@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run every claim preset (one Hydra sweep each, logged to MLflow and collected into
+# reports/results/), then render the report. About an hour on a 2-core CPU; minutes on a GPU.
+#   bash scripts/reproduce-claims.sh                    # all presets
+#   bash scripts/reproduce-claims.sh claim_mlp claim_linear   # some of them
+# Extra Hydra overrides for every preset go in $OVERRIDES (e.g. OVERRIDES="trainer=gpu").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+presets=("$@")
+if [ ${#presets[@]} -eq 0 ]; then
+  presets=(claim_mlp claim_linear claim_activations claim_scaling claim_samples_mlp optuna_mlp claim_cnn claim_samples_cnn)
+fi
+for preset in "${presets[@]}"; do
+  echo "=== $preset: python -m pipeline.train +experiment=$preset ${OVERRIDES:-}"
+  # shellcheck disable=SC2086
+  python -m pipeline.train "+experiment=$preset" ${OVERRIDES:-}
+done
+dvc repro report

@@ -1,0 +1,73 @@
+"""A finished preset sweep, collected from MLflow into reports/results/<preset>.json.
+
+The report stage reads these files, not the store: they are small, reviewable in
+git, and make `dvc repro` re-render the report when a sweep has been rerun.
+Per job: its overrides, parameters, final metrics, per-epoch history, and for
+the first job the figures of what its layers detect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+HISTORY = ("train/loss", "train/acc", "val/loss", "val/acc", "time/epoch_s")
+PARAMS = ("seed", "model.name", "model.arch", "model.hidden", "model.activation", "model.channels", "model.dropout",
+          "model.parameters", "data.train_subset", "data.epoch_size", "data.augment", "optim.name", "optim.lr",
+          "optim.scheduler", "trainer.max_epochs", "robustness.profile", "robustness.n_images")
+FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
+
+
+def collect(uri: str, parent_run_id: str) -> dict:
+    """The parent run and its children (in job order) as plain data."""
+    from pipeline import tracking
+
+    client = tracking.client(uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    children.sort(key=lambda r: int(r.data.tags.get("sweep.job", 0)))
+    jobs = []
+    for run in children:
+        history = {}
+        for key in HISTORY:
+            points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+            if points:
+                history[key] = [m.value for m in points]
+        jobs.append({
+            "run_id": run.info.run_id, "status": run.info.status, "job": int(run.data.tags.get("sweep.job", -1)),
+            "overrides": run.data.tags.get("hydra.overrides", ""),
+            "params": {k: run.data.params[k] for k in PARAMS if k in run.data.params},
+            "metrics": dict(sorted(run.data.metrics.items())), "history": history,
+        })
+    return {"preset": parent.data.tags.get("preset"), "parent_run_id": parent_run_id,
+            "command": parent.data.tags.get("mlflow.note.content", "").split("\n")[-1].strip(),
+            "git_commit": parent.data.tags.get("git.commit", ""), "tracking_uri": uri, "jobs": jobs}
+
+
+def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
+    """reports/results/<preset>.json (and its figures), written atomically."""
+    from mlflow.artifacts import download_artifacts
+
+    data = collect(uri, parent_run_id)
+    out_dir = Path(results_dir)
+    figure_dir = out_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    data["figures"] = {}
+    for artifact in FIGURES:  # from the first job that has them (a single linear layer has none)
+        for job in data["jobs"]:
+            try:
+                local = download_artifacts(run_id=job["run_id"], artifact_path=artifact, tracking_uri=uri)
+            except Exception:
+                continue
+            name = f"{data['preset']}_{Path(artifact).name}"
+            shutil.copyfile(local, figure_dir / name)
+            data["figures"][Path(artifact).stem] = {"path": f"figures/{name}", "job": job["job"]}
+            break
+    path = out_dir / f"{data['preset']}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,183 @@
+"""The benchmark suite (benchmarks/) in its quick mode: it runs, and its results have the promised shape.
+
+Functional checks only: no assertion here depends on how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+from conftest import PROJECT
+
+sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level package of the repository, not installed
+
+ROW_KEYS = {"benchmark", "case", "ours", "baseline", "unit", "ratio", "target", "met", "note", "checks"}
+
+
+@pytest.fixture(autouse=True)
+def bench_env(mnist_root, monkeypatch):
+    """The prepared MNIST of the test session, and one torch thread: a shared machine stays usable."""
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(mnist_root))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def check_rows(rows: list[dict], benchmark: str | tuple[str, ...]) -> list[dict]:
+    """Every row is complete and JSON-serialisable; measured rows have positive, finite figures."""
+    assert rows
+    json.dumps(rows)
+    for r in rows:
+        assert set(r) == ROW_KEYS, r
+        assert r["benchmark"] in ((benchmark,) if isinstance(benchmark, str) else benchmark)
+        if r["checks"].get("skipped"):
+            assert r["note"].startswith("skipped: ") and r["ours"] is None and r["met"] is None
+            continue
+        assert not r["checks"].get("failed"), r["note"]
+        assert positive(r["ours"]), r
+        if r["baseline"] is not None:
+            assert positive(r["baseline"]) and positive(r["ratio"])
+            assert r["ratio"] == pytest.approx(r["ours"] / r["baseline"])
+        if r["target"]:
+            assert r["met"] in (True, False)
+    return [r for r in rows if not r["checks"].get("skipped")]
+
+
+def test_data_path(mnist_root):
+    from benchmarks import data_path
+
+    rows = check_rows(data_path.run(quick=True, repeats=1), "data")
+    assert len(rows) == 5 and all(r["unit"] == "img/s" for r in rows)
+    assert all(r["checks"]["same_pixels"] for r in rows[:4])  # torchvision decodes the images we train on
+    assert {r["case"] for r in rows} >= {"no augmentation vs DataLoader, workers=0",
+                                         "random_affine vs DataLoader+RandomAffine, workers=2"}
+
+
+def test_torchvision_folder_is_what_torchvision_reads(mnist_root, tmp_path):
+    from torchvision.datasets import MNIST
+
+    from benchmarks.data_path import torchvision_folder
+    from pipeline.data import load_split
+
+    ds = MNIST(root=str(torchvision_folder(tmp_path, mnist_root)), train=False, download=False)
+    images, labels = load_split(mnist_root, "test")
+    assert len(ds) == 10000 and torch.equal(ds.data, images) and torch.equal(ds.targets, labels)
+
+
+def test_loop_trains_the_same_weights_as_the_plain_loop():
+    from benchmarks import loop
+
+    rows = check_rows(loop.run(quick=True, repeats=1), "loop")
+    assert [r["case"].split(",")[0] for r in rows] == ["MLP batch 128", "CNN batch 128"]
+    for r in rows:
+        c = r["checks"]
+        assert c["same_accuracy"] and c["val_acc_ours"] == pytest.approx(c["val_acc_plain"], abs=1e-6)
+        assert c["max_weight_diff"] < 1e-5
+    # Epoch-level logging: at most a read every few steps (the divergence check), not one per step.
+    assert rows[0]["checks"]["host_reads_per_step"] < 0.5
+
+
+def test_time_to_accuracy():
+    from benchmarks import time_to_accuracy
+
+    rows = time_to_accuracy.run(quick=True, repeats=1)
+    measured = check_rows(rows, "time-to-accuracy")
+    assert len(measured) == 1 and measured[0]["checks"]["reached"] and measured[0]["unit"] == "s"
+    history = measured[0]["checks"]["history"]
+    assert history[-1][2] >= 0.9 and all(h[2] < 0.9 for h in history[:-1])  # stopped at the first epoch there
+    assert any("--full" in r["note"] for r in rows)  # the CNN run is opt-in
+
+
+def test_startup_rejects_bad_config_without_torch():
+    from benchmarks import startup
+
+    rows = check_rows(startup.run(quick=True), "startup")
+    assert len(rows) == 2
+    assert all(r["checks"]["torch_imported"] is False for r in rows)
+
+
+def test_attack_cost():
+    from benchmarks import attack_cost
+
+    rows = check_rows(attack_cost.run(quick=True, repeats=1), "attack")
+    assert {r["case"].split()[0] for r in rows} == {"MLP", "CNN"}
+    for r in rows:
+        if "robust_acc_ours" in r["checks"]:
+            assert r["checks"]["similar_accuracy"]
+            assert 0 <= r["checks"]["robust_acc_ours"] <= 1
+
+
+def test_plain_pgd_stays_in_the_eps_ball():
+    from benchmarks.attack_cost import plain_pgd
+    from pipeline.models import MLP
+
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    adv = plain_pgd(MLP().eval(), x, y, eps=0.1, steps=3, step_size=0.05)
+    assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+
+
+def test_choices_are_accuracy_neutral_where_claimed():
+    from benchmarks import choices
+
+    rows = check_rows(choices.run(quick=True, repeats=1), "choices")
+    by_case = {r["case"]: r["checks"] for r in rows}
+    assert by_case["CNN step, channels_last vs NCHW"]["same_logits"]
+    assert by_case["MLP step, adam default vs fused=True"]["same_weights"]
+    assert by_case["CNN step, adamw default vs fused=True"]["same_weights"]
+    for arch in ("MLP", "CNN"):
+        assert 0.9 <= by_case[f"{arch} step, fp32 vs bf16 autocast"]["prediction_agreement"] <= 1
+
+
+@pytest.mark.slow
+def test_compile_row_reports_a_result_or_the_failure():
+    from benchmarks import choices
+
+    probe = torch.rand(16, 1, 28, 28)
+    r = choices._compile_row("mlp", steps=3, warmup=1, repeats=1, probe=probe)
+    if r["checks"]["compile_failed"]:
+        assert r["note"].startswith("torch.compile failed")
+    else:
+        check_rows([r], "choices")
+        assert r["checks"]["same_logits"] and r["checks"]["compile_s"] > 0
+
+
+def test_gpu_is_skipped_without_cuda():
+    from benchmarks import gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the GPU benchmark would run for real")
+    rows = gpu.run(quick=True)
+    check_rows(rows, "gpu")
+    assert all(r["note"] == "skipped: no CUDA device" for r in rows)
+
+
+def test_runner_writes_json_and_markdown(tmp_path, capsys):
+    from benchmarks import run
+
+    out = tmp_path / "results.json"
+    result = run.main(["--quick", "--only", "gpu", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["results"] == result["results"] and saved["settings"]["quick"] is True
+    assert {"cpu", "cores", "torch", "load_average_1m"} <= set(saved["machine"])
+    table = out.with_suffix(".md").read_text()
+    assert "| benchmark | ours | baseline | ratio | target | met? |" in table
+    printed = capsys.readouterr().out
+    assert printed.startswith("Machine: ") and "| gpu: " in printed
+
+
+def test_runner_rejects_unknown_benchmarks():
+    from benchmarks import run
+
+    with pytest.raises(SystemExit):
+        run.parse(["--only", "data,nope"])
