@@ -2,7 +2,6 @@
 leaves its results for the report, and the report stage renders them."""
 
 import json
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient

@@ -23,7 +23,9 @@ class Claim:
     preset: str | None
     measured: str = "not measured yet"
     verdict: str = "not run"
-    details: list = field(default_factory=list)  # ("table", header, rows) | ("text", str) | ("figure", key, caption)
+    # ("table", header, rows) | ("text", str) | ("figure", key drawn by the report, caption)
+    # | ("image", existing file relative to reports/, caption)
+    details: list = field(default_factory=list)
     data: dict = field(default_factory=dict)     # what the figures are drawn from
 
     @property
@@ -92,7 +94,8 @@ def linear_claim(results: dict, relu_acc: float | None) -> Claim:
                      int(_m(j, "collapse/map_rank"))])
     accs = [_m(j, "test/acc") for j in jobs]
     single = accs[0]
-    claim.measured = (f"test accuracy {', '.join(_pct(a) for a in accs)} for 1, ..., {rows[-1][0]} layers; "
+    depths = ", ".join(str(r[0]) for r in rows[:-1]) + f" and {rows[-1][0]}" if len(rows) > 1 else str(rows[0][0])
+    claim.measured = (f"test accuracy {', '.join(_pct(a) for a in accs)} for {depths} linear layers; "
                       f"each stack equals its multiplied-out 784x10 map to {max(diffs):.1e} in the logits "
                       f"and predicts the same digit on {_pct(min(agree))} of the test set")
     spread = max(accs) - single
@@ -226,7 +229,8 @@ def filters_claim(results: dict) -> Claim:
     claim.verdict = "see figures (a picture, not a number)"
     for preset, key, fig in figures:
         model = "MLP" if preset == "claim_mlp" else "CNN"
-        what = "first-layer weights" if key == "filters_layer1" else "deepest hidden units: the test digits that excite each most"
+        what = ("first-layer weights" if key == "filters_layer1"
+                else "deepest hidden units: the test digits that excite each most")
         claim.details.append(("image", f"results/{fig['path']}", f"{model} ({preset}, job {fig['job']}): {what}"))
     claim.details.append(("text", "CNN: `python -m pipeline.train +experiment=claim_cnn`."))
     return claim
@@ -276,9 +280,11 @@ def optuna_summary(results: dict) -> Claim | None:
         return None
     jobs = results["optuna_mlp"]["jobs"]
     best = max(jobs, key=lambda j: _m(j, "val/best_acc"))
-    claim = Claim("-", "Hyperparameter search (Optuna TPE over lr, first-layer width, dropout).", "optuna_mlp")
-    claim.measured = (f"best of {len(jobs)} trials: val {_pct(_m(best, 'val/best_acc'))} (test "
-                      f"{_pct(_m(best, 'test/acc'))}) with {best['overrides'].split(' +experiment')[0]}")
+    claim = Claim("S", "Hyperparameter search (Optuna TPE over lr, first-layer width, dropout).", "optuna_mlp")
+    p = best["params"]
+    claim.measured = (f"best of {len(jobs)} trials (chosen by validation accuracy): lr {float(p['optim.lr']):.2e}, "
+                      f"hidden {p['model.hidden']}, dropout {float(p['model.dropout']):.2f}: val "
+                      f"{_pct(_m(best, 'val/best_acc'))}, test {_pct(_m(best, 'test/acc'))}")
     claim.verdict = "search result"
     claim.details.append(("table", ["trial", "lr", "hidden", "dropout", "val acc", "test acc"],
                           [[j["job"], f"{float(j['params']['optim.lr']):.2e}", j["params"]["model.hidden"],

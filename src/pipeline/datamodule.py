@@ -79,7 +79,8 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float = 10.0,
 
 class MNISTDataModule(L.LightningDataModule):
     def __init__(self, root: str = "data/mnist", val_size: int = 5000, split_seed: int = 0,
-                 train_subset: int | None = None, epoch_size: int | None = None, batch_size: int = 128, eval_batch_size: int = 2000,
+                 train_subset: int | None = None, epoch_size: int | None = None, batch_size: int = 128,
+                 eval_batch_size: int = 2000,
                  augment: bool = False, max_shift: float = 2.0, seed: int = 0,
                  source: str = "auto", local_dir: str | None = None):
         super().__init__()
@@ -94,8 +95,8 @@ class MNISTDataModule(L.LightningDataModule):
     def from_config(cls, cfg) -> "MNISTDataModule":
         d = cfg.data
         return cls(root=d.root, val_size=d.val_size, split_seed=d.split_seed, train_subset=d.train_subset,
-                   epoch_size=d.get("epoch_size"),                   batch_size=d.batch_size, eval_batch_size=d.eval_batch_size, augment=d.augment,
-                   max_shift=d.max_shift, seed=cfg.seed, source=d.source, local_dir=d.local_dir)
+                   epoch_size=d.get("epoch_size"), batch_size=d.batch_size, eval_batch_size=d.eval_batch_size,
+                   augment=d.augment, max_shift=d.max_shift, seed=cfg.seed, source=d.source, local_dir=d.local_dir)
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process only; the DVC data stage normally did it already.

@@ -91,8 +91,10 @@ FIGURES = {"activations": _figure_activations, "scaling": _figure_scaling, "samp
 def _blocks(claims: list, main_metrics: dict | None, figure_paths: dict) -> list[tuple]:
     blocks: list[tuple] = [("h1", "The textbook account of neural networks, measured"),
                            ("p", "Each row sets a claim beside what this project measured and the command that "
-                                 "measured it. Sweeps ran on the machine named in each run's MLflow record; "
-                                 "rerun any of them and `dvc repro report` renders this page again.")]
+                                 "measured it. Every number comes from the MLflow runs of the preset sweeps "
+                                 "(reports/results/*.json names each run id); rerun a preset and `dvc repro report` "
+                                 "renders this page again. Training times are wall-clock seconds on the machine "
+                                 "that ran the sweep, with whatever else it was running.")]
     if main_metrics:
         blocks.append(("p", f"Default pipeline (`dvc repro`): {main_metrics['model']['name']} with "
                             f"{main_metrics['model']['parameters']:,} parameters, test accuracy "

@@ -18,6 +18,8 @@ PARAMS = ("seed", "model.name", "model.arch", "model.hidden", "model.activation"
           "model.parameters", "data.train_subset", "data.epoch_size", "data.augment", "optim.name", "optim.lr",
           "optim.scheduler", "trainer.max_epochs", "robustness.profile", "robustness.n_images")
 FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
+# Presets whose layer figures the report shows (claims.filters_claim); the others keep theirs in MLflow only.
+FIGURE_PRESETS = ("claim_mlp", "claim_cnn")
 
 
 def collect(uri: str, parent_run_id: str) -> dict:
@@ -56,7 +58,7 @@ def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     data["figures"] = {}
-    for artifact in FIGURES:  # from the first job that has them (a single linear layer has none)
+    for artifact in FIGURES if data["preset"] in FIGURE_PRESETS else ():  # from the first job that has them (a single linear layer has none)
         for job in data["jobs"]:
             try:
                 local = download_artifacts(run_id=job["run_id"], artifact_path=artifact, tracking_uri=uri)

@@ -53,6 +53,10 @@ class SweepTracking(Callback):
                 # A preset's sweep is a result the report shows: keep a copy beside the report.
                 from pipeline import results
 
-                path = results.write(self.uri, self.run_id, config.report.results_dir)
-                print(f"[sweep] {len(children)} jobs collected into {path}", flush=True)
+                try:
+                    path = results.write(self.uri, self.run_id, config.report.results_dir)
+                    print(f"[sweep] {len(children)} jobs collected into {path}", flush=True)
+                except Exception as err:  # the runs are safe in MLflow; only the copy for the report is missing
+                    print(f"[sweep] could not collect the results for the report ({err}); the runs are in "
+                          f"MLflow under parent run {self.run_id}", flush=True)
             os.environ.pop(PARENT_ENV, None)

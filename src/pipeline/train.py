@@ -11,7 +11,9 @@ rank 0 writes files or talks to MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import shlex
 import sys
 import time
@@ -236,8 +238,8 @@ def run_hydra(cfg: DictConfig) -> float:
 
     overrides = list(HydraConfig.get().overrides.task)
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
-    _relaunch_only_this_job(cfg)
-    result = fit(cfg, command.strip(), overrides)
+    with _one_ddp_job(cfg):
+        result = fit(cfg, command.strip(), overrides)
     if not result:
         return float("nan")
     from pipeline.evaluate import evaluate
@@ -250,12 +252,16 @@ def run_hydra(cfg: DictConfig) -> float:
     return result["val/acc"]
 
 
-def _relaunch_only_this_job(cfg: DictConfig) -> None:
-    """Multi-process DDP inside a sweep must not start the sweep again.
+@contextlib.contextmanager
+def _one_ddp_job(cfg: DictConfig):
+    """Multi-process DDP inside a sweep: each job starts its own ranks, once.
 
     Lightning starts ranks 1..N-1 by re-running sys.argv plus `hydra.run.dir=<run dir>`.
     In a multirun, sys.argv holds `-m` and every sweep value, so each rank would launch
-    a whole sweep of its own. Give it this job's overrides instead, in this job's directory.
+    a whole sweep of its own: give it this job's overrides instead, in this job's directory.
+    Lightning also leaves its rendezvous variables (LOCAL_RANK, MASTER_PORT, ...) in the
+    environment and the process group open; the next job would take them as "ranks already
+    started" and wait for ranks that are gone. Restore both after each job.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -263,11 +269,23 @@ def _relaunch_only_this_job(cfg: DictConfig) -> None:
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN or "ddp" not in str(cfg.trainer.strategy):
+        yield
         return
+    saved_argv, saved_env = list(sys.argv), dict(os.environ)
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={Path(cfg.run_dir).resolve()}",
                 "hydra.mode=RUN"]
     with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = str(Path(hydra_cfg.runtime.output_dir).resolve())
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 def main(argv=None) -> None:
