@@ -186,6 +186,31 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         raise
 
 
+@contextlib.contextmanager
+def _stop_on_ctrl_c(trainer):
+    """SIGINT raises KeyboardInterrupt as usual, and also asks the trainer to stop, so an
+    interrupt is never lost even if the exception is swallowed on its way up."""
+    import signal
+    import threading
+
+    interrupted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        trainer.should_stop = True
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        if signal.getsignal(signal.SIGINT) is on_sigint:  # Lightning may have set its own meanwhile
+            signal.signal(signal.SIGINT, previous)
+
+
 def _clear_stale_outputs(run_dir: Path) -> None:
     """Checkpoints and history of a finished or different run must not leak into a new one."""
     import shutil
@@ -200,7 +225,12 @@ def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str
 
     trainer, checkpoint = _build_trainer(cfg, run_dir, uri, run_id)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    with _stop_on_ctrl_c(trainer) as interrupted:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    if interrupted:
+        # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
+        # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
+        raise KeyboardInterrupt("training was interrupted")
     train_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return {}
