@@ -150,3 +150,25 @@ def clean_env() -> dict:
     env["PYTHONUNBUFFERED"] = "1"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return env
+
+
+def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | None = None, command: str = "benchmark"):
+    """Train as `pipeline.train.fit` does: the same Classifier, Trainer, callbacks and an MLflow run
+    (into cfg.tracking.uri), plus `callbacks`; optionally from given initial weights. Returns (trainer, module)."""
+    import lightning as L
+
+    from pipeline import tracking
+    from pipeline.datamodule import MNISTDataModule
+    from pipeline.module import Classifier
+    from pipeline.train import _build_trainer
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = Classifier.from_config(cfg)
+    if init_state is not None:
+        module.net.load_state_dict(init_state)
+    run_id, uri = tracking.start_run(cfg, command)  # not timed: once per run, not per epoch
+    trainer, _ = _build_trainer(cfg, run_dir, uri, run_id)
+    trainer.callbacks += list(callbacks)
+    trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
+    tracking.end_run(uri, run_id)
+    return trainer, module

@@ -69,34 +69,18 @@ def _clock():
 
 def initial_state(cfg) -> dict:
     """The weights both loops start from: a Classifier's model, built as training builds it."""
-    from omegaconf import OmegaConf
-
     from pipeline.module import Classifier
 
     torch.manual_seed(cfg.seed)
-    net = Classifier(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.optim)).net
+    net = Classifier.from_config(cfg).net
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def run_ours(cfg, init_state: dict, run_dir: Path, extra_callbacks=()) -> dict:
-    import lightning as L
-    from omegaconf import OmegaConf
+    from benchmarks.common import train_like_pipeline
 
-    from pipeline import tracking
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.module import Classifier
-    from pipeline.train import _build_trainer
-
-    L.seed_everything(cfg.seed, verbose=False)
-    module = Classifier(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.optim),
-                        OmegaConf.to_container(cfg.adversarial))
-    module.net.load_state_dict(init_state)
-    run_id, uri = tracking.start_run(cfg, "benchmarks/loop.py")  # not timed: once per run, not per epoch
-    trainer, _ = _build_trainer(cfg, run_dir, uri, run_id)
     clock = _clock()
-    trainer.callbacks += [clock, *extra_callbacks]
-    trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
-    tracking.end_run(uri, run_id)
+    trainer, module = train_like_pipeline(cfg, run_dir, [clock, *extra_callbacks], init_state, "benchmarks/loop.py")
     return {"epoch_s": clock.seconds, "val_acc": float(trainer.callback_metrics["val/acc"]),
             "state": module.net.state_dict(), "steps": trainer.num_training_batches}
 

@@ -65,28 +65,15 @@ def _stopper(target: float):
 
 def train_to_accuracy(overrides: list[str], target: float, tmp: Path) -> dict:
     """Train as `fit` does (same Trainer, same callbacks, MLflow run) until test accuracy >= target."""
-    import lightning as L
-    from omegaconf import OmegaConf
-
-    from pipeline import tracking
+    from benchmarks.common import train_like_pipeline
     from pipeline.config import compose, validate
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.module import Classifier
-    from pipeline.train import _build_trainer
 
     cfg = compose([*overrides, f"run_dir={tmp}", f"data.root={data_root()}",
                    f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_model=false"])
     validate(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
-    module = Classifier(OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.optim),
-                        OmegaConf.to_container(cfg.adversarial))
-    run_id, uri = tracking.start_run(cfg, "benchmarks/time_to_accuracy.py")
-    trainer, _ = _build_trainer(cfg, tmp, uri, run_id)
     stopper = _stopper(target)
-    trainer.callbacks.append(stopper)
-    trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
-    tracking.end_run(uri, run_id)
+    train_like_pipeline(cfg, tmp, [stopper], command="benchmarks/time_to_accuracy.py")
     reached = stopper.reached
     return {"seconds": reached[1] if reached else None, "epochs": reached[0] if reached else None,
             "history": stopper.history, "max_epochs": cfg.trainer.max_epochs}

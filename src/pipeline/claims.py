@@ -221,7 +221,9 @@ def samples_claim(results: dict) -> Claim:
 def filters_claim(results: dict) -> Claim:
     claim = Claim("7", "Layer-1 filters detect simple things (edges, blobs); deeper layers respond to larger parts.",
                   "claim_mlp")
-    figures = [(preset, key, fig) for preset in ("claim_mlp", "claim_cnn") if preset in results
+    from pipeline.results import FIGURE_PRESETS
+
+    figures = [(preset, key, fig) for preset in FIGURE_PRESETS if preset in results
                for key, fig in results[preset].get("figures", {}).items()]
     if not figures:
         return claim

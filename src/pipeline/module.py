@@ -32,6 +32,13 @@ class Classifier(L.LightningModule):
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
+    @classmethod
+    def from_config(cls, cfg) -> "Classifier":
+        """From a composed config: its model, optim and adversarial sections, as plain dicts."""
+        from omegaconf import OmegaConf
+
+        return cls(*(OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "optim", "adversarial")))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

@@ -149,9 +149,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     torch.set_float32_matmul_precision("high")
 
     datamodule = MNISTDataModule.from_config(cfg)
-    module = Classifier(OmegaConf.to_container(cfg.model, resolve=True),
-                        OmegaConf.to_container(cfg.optim, resolve=True),
-                        OmegaConf.to_container(cfg.adversarial, resolve=True))
+    module = Classifier.from_config(cfg)
     n_params = count_parameters(module.net)
 
     fingerprint = config_fingerprint(cfg)
