@@ -209,15 +209,9 @@ def build(cfg: DictConfig) -> dict[str, Path]:
 def _log_to_mlflow(cfg: DictConfig, out_dir: Path) -> str:
     from pipeline import tracking
 
-    uri = tracking.resolve_uri(cfg.tracking.uri)
-    client = tracking.client(uri)
-    # A sibling experiment: reports are not models, and stay out of the runs people compare.
-    experiment = tracking.experiment_id(client, f"{cfg.tracking.experiment}-reports", uri)
-    run = client.create_run(experiment, run_name="report", tags={
-        "report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **tracking.git_state()})
-    client.log_artifacts(run.info.run_id, str(out_dir), "report")
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+    with tracking.recording(tracking.start_report_run(cfg), reopen=False) as run:
+        run.log_artifacts(out_dir, "report")
+    return run.run_id
 
 
 def run(cfg: DictConfig) -> None:

@@ -13,7 +13,9 @@ import os
 import shutil
 from pathlib import Path
 
-HISTORY = ("train/loss", "train/acc", "val/loss", "val/acc", "time/epoch_s")
+from pipeline.metric_names import EPOCH_METRICS, EPOCH_SECONDS
+
+HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
 PARAMS = ("seed", "model.name", "model.arch", "model.hidden", "model.activation", "model.channels", "model.dropout",
           "model.parameters", "data.train_subset", "data.epoch_size", "data.augment", "optim.name", "optim.lr",
           "optim.scheduler", "trainer.max_epochs", "robustness.profile", "robustness.n_images")
@@ -26,18 +28,16 @@ def collect(uri: str, parent_run_id: str) -> dict:
     """The parent run and its children (in job order) as plain data."""
     from pipeline import tracking
 
-    client = tracking.client(uri)
-    parent = client.get_run(parent_run_id)
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    parent = tracking.get_run(uri, parent_run_id)
+    children = tracking.child_runs(uri, parent_run_id)
     children.sort(key=lambda r: int(r.data.tags.get("sweep.job", 0)))
     jobs = []
     for run in children:
         history = {}
         for key in HISTORY:
-            points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
-            if points:
-                history[key] = [m.value for m in points]
+            values = tracking.metric_history(uri, run.info.run_id, key)
+            if values:
+                history[key] = values
         jobs.append({
             "run_id": run.info.run_id, "status": run.info.status, "job": int(run.data.tags.get("sweep.job", -1)),
             "overrides": run.data.tags.get("hydra.overrides", ""),
@@ -51,7 +51,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
 
 def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     """reports/results/<preset>.json (and its figures), written atomically."""
-    from mlflow.artifacts import download_artifacts
+    from pipeline import tracking
 
     data = collect(uri, parent_run_id)
     out_dir = Path(results_dir)
@@ -61,7 +61,7 @@ def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     for artifact in FIGURES if data["preset"] in FIGURE_PRESETS else ():  # from the first job that has them (a single linear layer has none)
         for job in data["jobs"]:
             try:
-                local = download_artifacts(run_id=job["run_id"], artifact_path=artifact, tracking_uri=uri)
+                local = tracking.download_artifact(uri, job["run_id"], artifact)
             except Exception:
                 continue
             name = f"{data['preset']}_{Path(artifact).name}"

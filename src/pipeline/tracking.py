@@ -12,12 +12,15 @@ One run per pipeline execution: training creates it and writes its id to
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 # No usage reports leave the machine (and none can: runs are often offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -27,6 +30,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
 RUN_REF = "run.json"
+# A sweep's parent run id reaches its jobs through the environment (the joblib launcher's
+# worker processes inherit it); only announce_sweep_parent/sweep_parent_id touch it.
+_SWEEP_PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
 
 
 def resolve_uri(configured: str | None = None) -> str:
@@ -46,7 +52,9 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def client(uri: str):
+    """One client per store and process: building one costs seconds (it loads the store's plugins)."""
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -117,10 +125,11 @@ def _hydra_tags() -> dict[str, str]:
     return tags
 
 
-def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[str, str]:
+def start_run(cfg, command: str, overrides: list[str] | None = None,
+              parent_run_id: str | None = None) -> tuple[str, str]:
     """Create the pipeline's run: name, description, tags, params and the config file.
 
-    Returns (run_id, tracking_uri).
+    `parent_run_id` makes it a child of a sweep's parent run. Returns (run_id, tracking_uri).
     """
     from mlflow.entities import Param, RunTag
     from omegaconf import OmegaConf
@@ -140,8 +149,8 @@ def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[st
     tags.update(_hydra_tags())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
-    if os.environ.get("PIPELINE_PARENT_RUN_ID"):  # a job of a Hydra sweep (see sweep.py)
-        tags["mlflow.parentRunId"] = os.environ["PIPELINE_PARENT_RUN_ID"]
+    if parent_run_id:  # a job of a Hydra sweep (see sweep.py)
+        tags["mlflow.parentRunId"] = parent_run_id
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)
     run_id = run.info.run_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -223,3 +232,168 @@ def read_run_ref(run_dir: str | Path) -> dict[str, Any]:
             f"`python -m pipeline.train run_dir={run_dir}`)."
         )
     return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class Run:
+    """One MLflow run: where it is stored and its id, with the verbs the stages use."""
+
+    uri: str
+    run_id: str
+
+    @classmethod
+    def from_ref(cls, ref: Mapping[str, Any]) -> "Run":
+        """The run a run.json names (see read_run_ref)."""
+        return cls(ref["tracking_uri"], ref["run_id"])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        log_metrics(self.uri, self.run_id, metrics, step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        log_params(self.uri, self.run_id, params)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        log_artifact(self.uri, self.run_id, path, artifact_path)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        client(self.uri).log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        client(self.uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_model(self, model, registered_name: str | None) -> str | None:
+        return log_model(self.uri, self.run_id, model, registered_name)
+
+    def open(self) -> None:
+        reopen_run(self.uri, self.run_id)
+
+    def end(self, status: str = "FINISHED") -> None:
+        end_run(self.uri, self.run_id, status)
+
+
+def end_status(err: BaseException | None) -> str:
+    """The true final status of a run: Ctrl-C or SIGTERM -> KILLED, an error -> FAILED."""
+    if err is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED"
+
+
+@contextlib.contextmanager
+def recording(run: Run, reopen: bool = True) -> Iterator[Run]:
+    """Open `run` (RUNNING), let the caller write into it, then close it with its true status.
+
+    Every stage that writes into a run does so inside this block, so no run is left
+    RUNNING and none is written to after it ended.
+    """
+    if reopen:
+        run.open()
+    try:
+        yield run
+    except BaseException as err:
+        run.end(end_status(err))
+        raise
+    run.end("FINISHED")
+
+
+def announce_sweep_parent(run_id: str | None) -> None:
+    """Make `run_id` the parent of the runs this process and its workers start (None: no parent)."""
+    if run_id:
+        os.environ[_SWEEP_PARENT_ENV] = run_id
+    else:
+        os.environ.pop(_SWEEP_PARENT_ENV, None)
+
+
+def sweep_parent_id() -> str | None:
+    """The parent run of a sweep job, if this process runs one (see announce_sweep_parent)."""
+    return os.environ.get(_SWEEP_PARENT_ENV) or None
+
+
+def start_sweep(config, name: str, tags: Mapping[str, str]) -> Run:
+    """Create a sweep's parent run (which also creates the store and experiment once)."""
+    uri = resolve_uri(config.tracking.uri)
+    c = client(uri)
+    experiment = experiment_id(c, config.tracking.experiment, uri)
+    run = c.create_run(experiment, run_name=name, tags={**tags, **git_state()})
+    return Run(uri, run.info.run_id)
+
+
+def child_runs(uri: str, parent_run_id: str) -> list:
+    """The runs whose parent is `parent_run_id` (a sweep's jobs), as MLflow Run objects."""
+    c = client(uri)
+    experiment = c.get_run(parent_run_id).info.experiment_id
+    return c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+
+def start_report_run(cfg) -> Run:
+    """A run for a rendered report, in a sibling experiment: reports are not models,
+    and stay out of the runs people compare."""
+    uri = resolve_uri(cfg.tracking.uri)
+    c = client(uri)
+    experiment = experiment_id(c, f"{cfg.tracking.experiment}-reports", uri)
+    run = c.create_run(experiment, run_name="report", tags={
+        "report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **git_state()})
+    return Run(uri, run.info.run_id)
+
+
+def download_artifact(uri: str, run_id: str, artifact_path: str) -> Path:
+    """A local copy of one artifact of a run."""
+    from mlflow.artifacts import download_artifacts
+
+    return Path(download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=uri))
+
+
+def load_registered_model(uri: str, model_uri: str):
+    """A logged model (`models:/<name>@<alias>`, `runs:/<id>/model`, ...) as a torch callable."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.pytorch.load_model(model_uri)
+
+
+def get_run(uri: str, run_id: str):
+    """The MLflow Run object (info, data.params, data.metrics, data.tags)."""
+    return client(uri).get_run(run_id)
+
+
+def metric_history(uri: str, run_id: str, key: str) -> list[float]:
+    """Every value a run logged under `key`, in step order."""
+    return [m.value for m in sorted(client(uri).get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+# The model registry: plain values in and out (registry.py decides which version is the champion).
+
+def registered_model_names(uri: str) -> list[str]:
+    return sorted(m.name for m in client(uri).search_registered_models())
+
+
+def model_aliases(uri: str, name: str) -> dict[str, int] | None:
+    """alias -> version of a registered model; None when no model of that name is registered."""
+    try:
+        model = client(uri).get_registered_model(name)
+    except Exception:  # RESOURCE_DOES_NOT_EXIST (or a store that cannot answer)
+        return None
+    return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+
+def model_versions(uri: str, name: str) -> list[tuple[int, str | None]]:
+    """(version, run id) of every version of a registered model, oldest first."""
+    found = client(uri).search_model_versions(f"name = '{name}'")
+    return sorted((int(mv.version), mv.run_id or None) for mv in found)
+
+
+def active_run_metric(uri: str, run_id: str, metric: str) -> float | None:
+    """A run's latest value of `metric`; None when the run was deleted or never logged it."""
+    try:
+        run = client(uri).get_run(run_id)
+    except Exception:  # the run was deleted for good
+        return None
+    if run.info.lifecycle_stage != "active" or metric not in run.data.metrics:
+        return None
+    return float(run.data.metrics[metric])
+
+
+def set_model_alias(uri: str, name: str, alias: str, version: int) -> None:
+    client(uri).set_registered_model_alias(name, alias, str(version))
