@@ -69,6 +69,7 @@ def load_model(arch: str):
 def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     from pipeline.config import compose
     from pipeline.data import load_split
+    from pipeline.images import to_model_input
     from pipeline.robustness.attacks import accuracy_under_attack, pgd
 
     images, labels = load_split(data_root(), "test")
@@ -78,7 +79,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     rows = []
     for arch in ("mlp", "cnn"):
         n = sizes[arch]
-        x, y = images[:n].unsqueeze(1).float().div(255), labels[:n]
+        x, y = to_model_input(images[:n]), labels[:n]
         model, source = load_model(arch)
         nchw = None
         if compose([f"model={arch}"]).model.get("channels_last"):

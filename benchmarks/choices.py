@@ -120,9 +120,10 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     # bf16 autocast vs fp32.
     from benchmarks.attack_cost import load_model
     from pipeline.data import load_split
+    from pipeline.images import to_model_input
 
     images, labels = load_split(data_root(), "test")
-    x_test = images[:2000].unsqueeze(1).float().div(255)
+    x_test = to_model_input(images[:2000])
     for arch in ("mlp", "cnn"):
         m = _model(arch, channels_last=arch == "cnn")
         a, b, s = compare(Stepper(copy.deepcopy(m)), Stepper(copy.deepcopy(m), bf16=True),

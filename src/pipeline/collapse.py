@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.images import to_model_input
 from pipeline.models import MLP, Normalize
 
 
@@ -39,7 +40,7 @@ def compare(model: MLP, images: torch.Tensor, labels: torch.Tensor, batch_size: 
     max_diff, agree, correct_net, correct_map = 0.0, 0, 0, 0
     with torch.no_grad():
         for i in range(0, len(labels), batch_size):
-            x = images[i:i + batch_size].unsqueeze(1).float().div(255)
+            x = to_model_input(images[i:i + batch_size])
             y = labels[i:i + batch_size]
             net = model(x)
             single = (x.flatten(1).double() @ weight.T + bias)

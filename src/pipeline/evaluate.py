@@ -11,6 +11,7 @@ it into the MLflow run that trained the model.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -20,20 +21,44 @@ def predict_logits(model, images, batch_size: int):
     """Logits for uint8 images (N, 28, 28), batched, without gradients."""
     import torch
 
+    from pipeline.images import to_model_input
+
     with torch.no_grad():
-        return torch.cat([model(images[i:i + batch_size].unsqueeze(1).float().div(255))
+        return torch.cat([model(to_model_input(images[i:i + batch_size]))
                           for i in range(0, len(images), batch_size)])
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
+    from pipeline import tracking
+
+    ref = tracking.read_run_ref(cfg.run_dir)
+    evaluation = compute(cfg, ref)
+    record(cfg, tracking.Run.from_ref(ref), evaluation)
+    return evaluation.result
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate stage measured: metrics.json's content and the data behind its plots."""
+
+    result: dict
+    labels: list[int]
+    predictions: list[int]
+    confusion: object
+    reliability: list[dict]
+    model: object = field(repr=False)
+    images: object = field(repr=False)
+
+
+def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     import torch.nn.functional as F
 
-    from pipeline import calibration, collapse, filters, metrics, plots, tracking
+    from pipeline import calibration, collapse, metrics
     from pipeline.data import load_split
     from pipeline.models import count_parameters, load_checkpoint
 
     run_dir = Path(cfg.run_dir)
-    ref = tracking.read_run_ref(run_dir)
     checkpoint = Path(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt")
     model = load_checkpoint(checkpoint)
     images, labels = load_split(cfg.data.root, "test")
@@ -63,40 +88,54 @@ def evaluate(cfg: DictConfig) -> dict:
     if collapse.is_linear_stack(model):
         # The identity-activation stack: multiply it out and check it is one linear map.
         result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
+    return Evaluation(result, labels.tolist(), preds.tolist(), confusion, bin_rows, model, images)
 
+
+def mlflow_metrics(result: dict) -> dict[str, float]:
+    """metrics.json as the flat names the MLflow run carries (see metric_names.py)."""
+    from pipeline import metric_names as names
+
+    test = result["test"]
+    flat = {names.TEST_ACC: test["acc"], names.TEST_LOSS: test["loss"], names.TEST_ECE: test["ece"]}
+    flat.update({names.test_precision(c): v for c, v in test["precision"].items()})
+    flat.update({names.test_recall(c): v for c, v in test["recall"].items()})
+    flat.update({names.collapse(k): v for k, v in result.get("collapse", {}).items()})
+    return flat
+
+
+def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
+    """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
+    from pipeline import filters, plots, tracking
+
+    run_dir = Path(cfg.run_dir)
+    result = evaluation.result
     metrics_path = run_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2) + "\n")
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     plots.write_csv(plot_dir / "confusion.csv",
-               [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), preds.tolist())])
-    plots.write_csv(plot_dir / "reliability.csv", bin_rows)
-    figures = [plots.confusion_png(confusion, fig_dir / "confusion.png"),
-               plots.reliability_png(bin_rows, ece, fig_dir / "reliability.png")]
-    figures += filters.write_figures(model, images, fig_dir)
-
-    uri, run_id = ref["tracking_uri"], ref["run_id"]
+                    [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions)])
+    plots.write_csv(plot_dir / "reliability.csv", evaluation.reliability)
     test = result["test"]
-    flat = {"test/acc": test["acc"], "test/loss": test["loss"], "test/ece": test["ece"]}
-    flat.update({f"test/precision_{c}": v for c, v in test["precision"].items()})
-    flat.update({f"test/recall_{c}": v for c, v in test["recall"].items()})
-    flat.update({f"collapse/{k}": v for k, v in result.get("collapse", {}).items()})
-    tracking.log_metrics(uri, run_id, flat)
-    tracking.log_artifact(uri, run_id, metrics_path, "evaluation")
-    for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
-        if path.exists():
-            tracking.log_artifact(uri, run_id, path, "evaluation")
-    tracking.end_run(uri, run_id)
+    figures = [plots.confusion_png(evaluation.confusion, fig_dir / "confusion.png"),
+               plots.reliability_png(evaluation.reliability, test["ece"], fig_dir / "reliability.png")]
+    figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
+
+    with tracking.recording(run):
+        run.log_metrics(mlflow_metrics(result))
+        run.log_artifact(metrics_path, "evaluation")
+        for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
+            if path.exists():
+                run.log_artifact(path, "evaluation")
     if "collapse" in result:
         c = result["collapse"]
         print(f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
               f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}", flush=True)
-    print(f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={ece:.4f}; "
-          f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run_id}", flush=True)
-    if cfg.tracking.get("log_model", False):  # registered by training: the best by test/acc gets @champion
+    print(f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
+          f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}", flush=True)
+    if cfg.tracking.get("log_model", False):  # registered by training: the best by validation gets @champion
         from pipeline.registry import after_evaluation
 
-        after_evaluation(uri, cfg.tracking.registered_model)
-    return result
+        after_evaluation(run.uri, cfg.tracking.registered_model)
 
 
 def main(argv=None) -> None:

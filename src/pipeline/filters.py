@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pipeline import plots
+from pipeline.images import to_model_input
 from pipeline.models import CNN, MLP
 
 
@@ -46,7 +47,7 @@ def top_activating(model, images: torch.Tensor, units: int = 8, per_unit: int = 
     try:
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
-                model(images[i:i + batch_size].unsqueeze(1).float().div(255))
+                model(to_model_input(images[i:i + batch_size]))
     finally:
         hook.remove()
     acts = torch.cat(outputs)  # (N, units)

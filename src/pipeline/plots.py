@@ -101,17 +101,11 @@ def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool =
     return _save(fig, path)
 
 
-def corruption_examples_png(x, names, seed: int, path: Path) -> Path:
-    """One digit under every corruption."""
-    import torch
-
-    from pipeline.robustness.corruptions import get_corruption
-
+def corruption_examples_png(examples, path: Path) -> Path:
+    """One digit under every corruption: `examples` is [(name, 28x28 image in [0, 1])], clean first."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(1.3 * (len(names) + 1), 1.8), squeeze=False)
-    images = [("clean", x[0, 0])] + [(n, get_corruption(n)(x, torch.Generator().manual_seed(seed))[0, 0])
-                                     for n in names]
-    for ax, (name, image) in zip(axes[0], images):
+    fig, axes = plt.subplots(1, len(examples), figsize=(1.3 * len(examples), 1.8), squeeze=False)
+    for ax, (name, image) in zip(axes[0], examples):
         ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name.replace("_", " "), fontsize=7)
         ax.axis("off")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.images import to_model_input  # noqa: F401  (re-exported: the OOD sets' input)
+
 from ._utils import eval_mode
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the (gzipped) IDX files.
@@ -127,13 +129,6 @@ def load_fashion_mnist_test(
     if return_labels:
         return images_t, torch.from_numpy(labels.astype(np.int64))
     return images_t
-
-
-def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N,28,28) -> float32 (N,1,28,28) in [0,1] (byte / 255)."""
-    if images.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 images, got {images.dtype}")
-    return images.unsqueeze(1).float() / 255.0
 
 
 def noise_images(

@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -154,15 +155,36 @@ def autoattack_results(model, x, y, r: DictConfig, device) -> dict[str, float]:
 
 
 def evaluate_robustness(cfg: DictConfig) -> dict:
+    """The robustness stage: compute every measurement, then record them (files and the MLflow run)."""
+    from pipeline import tracking
+
+    ref = tracking.read_run_ref(cfg.run_dir)
+    measured = compute(cfg, ref)
+    record(cfg, tracking.Run.from_ref(ref), measured)
+    return measured.result
+
+
+@dataclass
+class Robustness:
+    """What the robustness stage measured: robustness.json's content and the curves and examples behind it."""
+
+    result: dict
+    curves: list[dict]
+    corruptions: list[dict]
+    severity: dict[str, list[dict]]
+    adversarial_examples: tuple = field(repr=False)
+    corruption_examples: list = field(repr=False)
+
+
+def compute(cfg: DictConfig, ref: dict) -> Robustness:
     import torch
 
-    from pipeline import plots, tracking
     from pipeline.data import load_split
+    from pipeline.images import to_model_input
     from pipeline.models import load_checkpoint
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
-    ref = tracking.read_run_ref(run_dir)
     device = _device(r.device)
     model = load_checkpoint(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt").to(device)
     images, labels = load_split(cfg.data.root, "test")
@@ -170,7 +192,7 @@ def evaluate_robustness(cfg: DictConfig) -> dict:
         # A fixed, seeded subset, the same for every model, so results compare.
         pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[:r.n_images]
         images, labels = images[pick], labels[pick]
-    x = images.unsqueeze(1).float().div(255).to(device)
+    x = to_model_input(images).to(device)
     y = labels.to(device)
     _log(f"profile {r.profile}: {len(y)} test images on {device}")
 
@@ -200,47 +222,81 @@ def evaluate_robustness(cfg: DictConfig) -> dict:
         },
         "ood_auroc": ood,
     }
+    return Robustness(result, curves, corruptions, severity, _adversarial_examples(model, x, y, r),
+                      _corruption_examples(x[:1].cpu(), r.corruptions, r.seed))
 
+
+def mlflow_metrics(m: Robustness) -> dict[str, float]:
+    """robustness.json as the flat names the MLflow run carries (see metric_names.py)."""
+    from pipeline import metric_names as names
+
+    result = m.result
+    flat = {names.ROBUST_CLEAN_ACC: result["clean"]["acc"], names.SHIFT_CLEAN_ECE: result["clean"]["ece"],
+            names.MNIST_C_MEAN_ACC: result["mnist_c"]["mean_acc"],
+            names.MNIST_C_WORST_ACC: result["mnist_c"]["worst_acc"],
+            names.MNIST_C_MEAN_ECE: result["mnist_c"]["mean_ece"]}
+    flat.update({names.attack_acc(*_attack_and_eps(k)): v for k, v in result["adversarial"].items()})
+    flat.update({names.autoattack_acc(float(k[len("eps"):])): v for k, v in result["autoattack"].items()})
+    flat.update({names.corruption_acc(row["corruption"]): row["accuracy"] for row in m.corruptions})
+    flat.update({names.corruption_ece(row["corruption"]): row["ece"] for row in m.corruptions})
+    flat.update({names.ood_auroc(k): v for k, v in result["ood_auroc"].items()})
+    return flat
+
+
+def _attack_and_eps(key: str) -> tuple[str, float]:
+    """robustness.json's "pgd_eps0.1" -> ("pgd", 0.1)."""
+    attack, eps = key.rsplit("_eps", 1)
+    return attack, float(eps)
+
+
+def record(cfg: DictConfig, run, m: Robustness) -> None:
+    """Write robustness.json, the curves and figures, and log the same numbers into the model's run."""
+    from pipeline import metric_names as names
+    from pipeline import plots, tracking
+
+    r = cfg.robustness
+    run_dir = Path(cfg.run_dir)
+    result, curves, severity = m.result, m.curves, m.severity
     out_json = run_dir / "robustness.json"
     out_json.write_text(json.dumps(result, indent=2) + "\n")
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
     files = [plots.write_csv(plot_dir / "adversarial.csv", curves),
-             plots.write_csv(plot_dir / "corruptions.csv", corruptions)]
+             plots.write_csv(plot_dir / "corruptions.csv", m.corruptions)]
     files += [plots.write_csv(plot_dir / "severity" / f"{name}.csv", rows) for name, rows in severity.items()]
-    examples = _adversarial_examples(model, x, y, r)
-    files += [plots.adversarial_examples_png(*examples, fig_dir / "adversarial_examples.png"),
+    files += [plots.adversarial_examples_png(*m.adversarial_examples, fig_dir / "adversarial_examples.png"),
               plots.curves_png({a: ([row["eps"] for row in curves], [row[a] for row in curves]) for a in r.attacks},
                                "eps (L-inf, pixel scale)", fig_dir / "accuracy_vs_eps.png",
                                "Accuracy under attack"),
               plots.curves_png({n: ([row["severity"] for row in rows], [row["accuracy"] for row in rows])
                                 for n, rows in severity.items()}, "severity", fig_dir / "accuracy_vs_severity.png",
                                "Accuracy under distribution shift", panels=True),
-              plots.corruption_examples_png(x[:1].cpu(), r.corruptions, r.seed, fig_dir / "corruptions.png")]
+              plots.corruption_examples_png(m.corruption_examples, fig_dir / "corruptions.png")]
 
-    uri, run_id = ref["tracking_uri"], ref["run_id"]
-    flat = {"robust/clean_acc": clean_acc, "shift/clean_ece": clean_ece,
-            "shift/mnist_c_mean_acc": result["mnist_c"]["mean_acc"],
-            "shift/mnist_c_worst_acc": worst["accuracy"], "shift/mnist_c_mean_ece": result["mnist_c"]["mean_ece"]}
-    flat.update({f"robust/{k.replace('_eps', '_acc_eps')}": v for k, v in result["adversarial"].items()})
-    flat.update({f"robust/autoattack_acc_eps{eps}": v for eps, v in auto.items()})
-    flat.update({f"shift/{row['corruption']}_acc": row["accuracy"] for row in corruptions})
-    flat.update({f"shift/{row['corruption']}_ece": row["ece"] for row in corruptions})
-    flat.update({f"ood/{k}_auroc": v for k, v in ood.items()})
-    tracking.log_metrics(uri, run_id, flat)
-    for attack in r.attacks:  # the curve as a chart in the UI: step = eps x 100
-        for row in curves:
-            tracking.log_metrics(uri, run_id, {f"robust/{attack}_acc_curve": row[attack]}, step=round(row["eps"] * 100))
-    tracking.client(uri).set_tag(run_id, "robustness.profile", r.profile)
-    tracking.client(uri).set_tag(run_id, "shift.worst_corruption", worst["corruption"])
-    tracking.log_artifact(uri, run_id, out_json, "robustness")
-    for path in files:
-        tracking.log_artifact(uri, run_id, path, "robustness")
-    _log(f"clean {clean_acc:.4f} | " + " ".join(f"{k} {v:.4f}" for k, v in result["adversarial"].items())
-         + (" | AutoAttack " + " ".join(f"eps{k} {v:.4f}" for k, v in auto.items()) if auto else "")
-         + f" | MNIST-C mean {result['mnist_c']['mean_acc']:.4f}, worst {worst['corruption']} "
-           f"{worst['accuracy']:.4f} | Fashion-MNIST AUROC {ood['fashion_mnist']:.4f}")
-    _log(f"wrote {out_json}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run_id}")
-    return result
+    with tracking.recording(run):
+        run.log_metrics(mlflow_metrics(m))
+        for attack in r.attacks:  # the curve as a chart in the UI: step = eps x 100
+            for row in curves:
+                run.log_metrics({names.attack_curve(attack): row[attack]}, step=round(row["eps"] * 100))
+        run.set_tags({"robustness.profile": r.profile, "shift.worst_corruption": result["mnist_c"]["worst"]})
+        run.log_artifact(out_json, "robustness")
+        for path in files:
+            run.log_artifact(path, "robustness")
+    auto, ood, mc = result["autoattack"], result["ood_auroc"], result["mnist_c"]
+    _log(f"clean {result['clean']['acc']:.4f} | " + " ".join(f"{k} {v:.4f}" for k, v in result["adversarial"].items())
+         + (" | AutoAttack " + " ".join(f"{k} {v:.4f}" for k, v in auto.items()) if auto else "")
+         + f" | MNIST-C mean {mc['mean_acc']:.4f}, worst {mc['worst']} "
+           f"{mc['worst_acc']:.4f} | Fashion-MNIST AUROC {ood['fashion_mnist']:.4f}")
+    _log(f"wrote {out_json}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}")
+
+
+def _corruption_examples(x, names, seed: int) -> list:
+    """One digit (1, 1, 28, 28), clean and under every corruption: [(name, 28x28 image)]."""
+    import torch
+
+    from pipeline.robustness.corruptions import get_corruption
+
+    return [("clean", x[0, 0])] + [(n, get_corruption(n)(x, torch.Generator().manual_seed(seed))[0, 0])
+                                   for n in names]
 
 
 def _adversarial_examples(model, x, y, r: DictConfig):

@@ -1,0 +1,65 @@
+"""The names of the metrics the MLflow runs carry, defined once.
+
+The stages log under these names; claims, the report, the registry and
+results.py read them back. Plain strings, no imports: cheap for every layer.
+"""
+
+from __future__ import annotations
+
+# training (per epoch, step = epoch) and its summary
+TRAIN_LOSS, TRAIN_ACC, TRAIN_LR = "train/loss", "train/acc", "train/lr"
+VAL_LOSS, VAL_ACC = "val/loss", "val/acc"
+EPOCH_SECONDS = "time/epoch_s"
+VAL_BEST_ACC = "val/best_acc"  # what model selection (the champion alias, sweeps) uses
+TRAIN_SECONDS = "time/train_s"
+EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
+
+# evaluate stage: the test split reports, it never selects
+TEST_ACC, TEST_LOSS, TEST_ECE = "test/acc", "test/loss", "test/ece"
+
+
+def test_precision(digit) -> str:
+    return f"test/precision_{digit}"
+
+
+def test_recall(digit) -> str:
+    return f"test/recall_{digit}"
+
+
+def collapse(key: str) -> str:
+    """collapse/<key> of the linear-stack check (layers, max_logit_diff, single_map_acc, ...)."""
+    return f"collapse/{key}"
+
+
+# robustness stage
+ROBUST_CLEAN_ACC = "robust/clean_acc"
+SHIFT_CLEAN_ECE = "shift/clean_ece"
+MNIST_C_MEAN_ACC, MNIST_C_WORST_ACC, MNIST_C_MEAN_ECE = \
+    "shift/mnist_c_mean_acc", "shift/mnist_c_worst_acc", "shift/mnist_c_mean_ece"
+
+
+def attack_acc(attack: str, eps: float) -> str:
+    """Accuracy under `attack` at `eps`, e.g. robust/pgd_acc_eps0.1."""
+    return f"robust/{attack}_acc_eps{float(eps):g}"
+
+
+def attack_curve(attack: str) -> str:
+    """The accuracy-vs-eps curve of `attack` (step = eps x 100)."""
+    return f"robust/{attack}_acc_curve"
+
+
+def autoattack_acc(eps: float) -> str:
+    return f"robust/autoattack_acc_eps{float(eps):g}"
+
+
+def corruption_acc(name: str) -> str:
+    return f"shift/{name}_acc"
+
+
+def corruption_ece(name: str) -> str:
+    return f"shift/{name}_ece"
+
+
+def ood_auroc(kind: str) -> str:
+    """AUROC of max-softmax scores, in-distribution vs `kind` (fashion_mnist, uniform_noise, ...)."""
+    return f"ood/{kind}_auroc"
