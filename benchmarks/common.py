@@ -160,15 +160,15 @@ def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | Non
     from pipeline import tracking
     from pipeline.datamodule import MNISTDataModule
     from pipeline.module import Classifier
-    from pipeline.train import _build_trainer
+    from pipeline.train import build_trainer
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = Classifier.from_config(cfg)
     if init_state is not None:
         module.net.load_state_dict(init_state)
     run_id, uri = tracking.start_run(cfg, command)  # not timed: once per run, not per epoch
-    trainer, _ = _build_trainer(cfg, run_dir, uri, run_id)
-    trainer.callbacks += list(callbacks)
-    trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
-    tracking.end_run(uri, run_id)
+    with tracking.recording(tracking.Run(uri, run_id), reopen=False) as run:
+        trainer, _ = build_trainer(cfg, run_dir, run)
+        trainer.callbacks += list(callbacks)
+        trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))
     return trainer, module

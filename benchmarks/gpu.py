@@ -4,7 +4,7 @@
                     GPU (MNISTDataModule puts the tensors on the root device), channels_last from
                     conf/model/cnn.yaml; seconds of training to 99.5 % test accuracy, target <= 10 s
                     (an H100). Measured with time_to_accuracy.train_to_accuracy: the Trainer `fit` builds
-                    (pipeline.train._build_trainer, our callbacks, MLflow into a temp store), plus a
+                    (pipeline.train.build_trainer, our callbacks, MLflow into a temp store), plus a
                     callback that stops at the target (fit itself cannot stop there).
     DDP scaling     with more than one GPU: seconds per epoch (median of epochs 2-3, from the run's
                     history.csv) of `python -m pipeline.train --params` with trainer=gpu (1 GPU) and with

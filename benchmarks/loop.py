@@ -1,6 +1,6 @@
 """Training-loop overhead: our Lightning training vs a hand-written PyTorch loop doing the same work.
 
-ours:  Classifier + MNISTDataModule + the Trainer from pipeline.train._build_trainer, i.e. with our
+ours:  Classifier + MNISTDataModule + the Trainer from pipeline.train.build_trainer, i.e. with our
        callbacks (ModelCheckpoint, per-epoch history CSV + MLflow logging into a throwaway SQLite
        store in a temp dir, epoch seeding), exactly as `fit` builds it.
 plain: the same model class and initial weights, the datamodule's own TensorBatches (same order), the

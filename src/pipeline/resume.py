@@ -1,0 +1,35 @@
+"""Resuming an interrupted training: which run it was, and whether its checkpoint may continue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Identifies what a checkpoint was trained with (settings that do not change training are left out)."""
+    relevant = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+                if k not in ("run_dir", "tracking", "evaluate", "robustness")}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(relevant)).encode()).hexdigest()[:16]
+
+
+def resumable(run_dir: Path, fingerprint: str) -> dict | None:
+    """The run.json of an unfinished run with the same settings and a last checkpoint, if any."""
+    ref_path, last = run_dir / "run.json", run_dir / "checkpoints" / "last.ckpt"
+    if not (ref_path.is_file() and last.is_file()):
+        return None
+    try:
+        ref = json.loads(ref_path.read_text())
+    except ValueError:
+        return None
+    return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
+
+
+def clear_stale_outputs(run_dir: Path) -> None:
+    """Checkpoints and history of a finished or different run must not leak into a new one."""
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "plots" / "history.csv").unlink(missing_ok=True)
