@@ -46,6 +46,8 @@ def test_datamodule_splits_are_fixed_and_disjoint(mnist_root):
     dm = MNISTDataModule(root=str(mnist_root), val_size=5000, split_seed=0, train_subset=1000, seed=1)
     dm.setup("fit")
     assert len(dm.splits["train"][1]) == 1000 and len(dm.splits["val"][1]) == 5000
+    assert "test" not in dm.splits  # fitting never loads the test split
+    dm.setup("test")
     assert len(dm.splits["test"][1]) == 10000
     dm2 = MNISTDataModule(root=str(mnist_root), val_size=5000, split_seed=0, seed=99)
     dm2.setup("fit")

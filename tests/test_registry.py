@@ -1,4 +1,5 @@
-"""The champion alias: the registered version with the best test/acc, whatever the order of arrival."""
+"""The champion alias: the registered version with the best validation accuracy, whatever the order of arrival;
+the test split never chooses."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ def store(tmp_path):
     exp = client.create_experiment("mnist", artifact_location=(tmp_path / "mlartifacts").as_uri())
     client.create_registered_model("mnist-mlp")
 
-    def add_version(acc: float | None) -> str:
+    def add_version(acc: float | None, test_acc: float | None = None) -> str:
+        """A registered version whose run logged val/best_acc=acc (and test/acc, if given)."""
         run = client.create_run(exp)
         if acc is not None:
-            client.log_metric(run.info.run_id, "test/acc", acc)
+            client.log_metric(run.info.run_id, "val/best_acc", acc)
+        if test_acc is not None:
+            client.log_metric(run.info.run_id, "test/acc", test_acc)
         client.set_terminated(run.info.run_id)
         mv = client.create_model_version("mnist-mlp", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
         return mv.version
@@ -31,7 +35,7 @@ def _champion(client) -> str:
     return str(client.get_model_version_by_alias("mnist-mlp", "champion").version)
 
 
-def test_champion_is_the_best_by_test_accuracy_not_the_newest(store):
+def test_champion_is_the_best_by_validation_accuracy_not_the_newest(store):
     uri, client, add = store
     add(0.91)
     assert update_champion(uri, "mnist-mlp") == (1, 0.91) and _champion(client) == "1"
@@ -41,6 +45,17 @@ def test_champion_is_the_best_by_test_accuracy_not_the_newest(store):
     assert update_champion(uri, "mnist-mlp") == (2, 0.97) and _champion(client) == "2"
     add(0.97)  # a tie does not dethrone the champion
     assert update_champion(uri, "mnist-mlp") == (2, 0.97) and _champion(client) == "2"
+
+
+def test_champion_follows_validation_and_never_test_accuracy(store):
+    uri, client, add = store
+    add(0.95, test_acc=0.90)
+    add(0.93, test_acc=0.99)  # better on the test split, worse on validation: not chosen
+    assert update_champion(uri, "mnist-mlp") == (1, 0.95) and _champion(client) == "1"
+    add(0.96, test_acc=0.80)  # better on validation, much worse on test: chosen
+    assert update_champion(uri, "mnist-mlp") == (3, 0.96) and _champion(client) == "3"
+    add(None, test_acc=1.0)  # a test score alone never competes
+    assert update_champion(uri, "mnist-mlp") == (3, 0.96) and _champion(client) == "3"
 
 
 def test_versions_without_a_score_or_with_a_deleted_run_do_not_compete(store):
@@ -63,8 +78,8 @@ def test_registry_command_lists_versions_scores_and_aliases(store, tmp_path):
     add(0.95)
     out = run_module("pipeline.registry", "mnist-mlp", "--update", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "champion -> version 2 (test/acc=0.9500)" in out.stdout
+    assert "champion -> version 2 (val/best_acc=0.9500)" in out.stdout
     line = next(l for l in out.stdout.splitlines() if "version   2" in l)
-    assert "test/acc=0.9500" in line and "@champion" in line
+    assert "val/best_acc=0.9500" in line and "@champion" in line
     out = run_module("pipeline.registry", "mnist-nope", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 2 and "no registered model 'mnist-nope'" in out.stderr

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data import is_prepared, load_split, prepare
+from pipeline.images import to_model_input
 
 
 class TensorBatches:
@@ -108,9 +109,16 @@ class MNISTDataModule(L.LightningDataModule):
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
         device = self._device()
+        if stage == "test":
+            # Only an explicit test stage reads the test split: training and validation never
+            # see it, so nothing chosen during training (checkpoints, sweeps) can depend on it.
+            if "test" not in self.splits:
+                test_images, test_labels = load_split(self.root, "test")
+                self.splits["test"] = (test_images.to(device), test_labels.to(device))
+            return
+        if "train" in self.splits:
+            return
         images, labels = load_split(self.root, "train")
         # A fixed, seeded split: the validation set never changes with the training seed.
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
@@ -119,8 +127,6 @@ class MNISTDataModule(L.LightningDataModule):
             train_idx = train_idx[:self.train_subset]
         self.splits["train"] = (images[train_idx].to(device), labels[train_idx].to(device))
         self.splits["val"] = (images[val_idx].to(device), labels[val_idx].to(device))
-        test_images, test_labels = load_split(self.root, "test")
-        self.splits["test"] = (test_images.to(device), test_labels.to(device))
 
     def _batches(self, split: str, batch_size: int, shuffle: bool, epoch_size: int | None = None) -> TensorBatches:
         trainer = getattr(self, "trainer", None)
@@ -141,7 +147,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        x = images.unsqueeze(1).float().div_(255)
+        x = to_model_input(images)
         trainer = getattr(self, "trainer", None)
         if self.augment and trainer is not None and trainer.training:
             x = random_affine(x, self.max_shift)

@@ -2,16 +2,18 @@
 
 Every trained model is registered as `mnist-<model>` (see tracking.log_model).
 After each evaluation, `update_champion` gives the alias `champion` to the
-version whose run has the best `test/acc` among all versions of that registered
-model, so `models:/mnist-mlp@champion` always names the best one measured:
+version whose run has the best validation accuracy (`val/best_acc`, logged by
+training) among all versions of that registered model, so
+`models:/mnist-mlp@champion` always names the best one by validation. The test
+split never selects: test/acc only reports.
 
-    python -m pipeline.registry                     # every registered model: versions, test/acc, aliases
+    python -m pipeline.registry                     # every registered model: versions, val/best_acc, aliases
     python -m pipeline.registry mnist-mlp --update  # recompute the champion of mnist-mlp
     python -m pipeline.predict digit.png --model models:/mnist-mlp@champion
 
 Ties go to the older version (a champion is not replaced by an equal). Versions
-whose run has no test/acc yet (never evaluated) or whose run was deleted do not
-compete.
+whose run has no val/best_acc (training never finished) or whose run was deleted
+do not compete.
 """
 
 from __future__ import annotations
@@ -19,27 +21,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.metric_names import VAL_BEST_ACC
+
 ALIAS = "champion"
-METRIC = "test/acc"
+METRIC = VAL_BEST_ACC  # validation chooses; the test split only reports
 
 
 def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tuple[int, str, float]]:
     """(version, run_id, metric) for every version of `model_name` whose run carries the metric."""
     from pipeline import tracking
 
-    c = tracking.client(uri)
     scores = []
-    for mv in c.search_model_versions(f"name = '{model_name}'"):
-        if not mv.run_id:
-            continue
-        try:
-            run = c.get_run(mv.run_id)
-        except Exception:  # the run was deleted: nothing to compare
-            continue
-        if run.info.lifecycle_stage != "active" or metric not in run.data.metrics:
-            continue
-        scores.append((int(mv.version), mv.run_id, float(run.data.metrics[metric])))
-    return sorted(scores)
+    for version, run_id in tracking.model_versions(uri, model_name):
+        value = tracking.active_run_metric(uri, run_id, metric) if run_id else None
+        if value is not None:
+            scores.append((version, run_id, value))
+    return scores
 
 
 def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str = METRIC) -> tuple[int, float] | None:
@@ -49,26 +46,20 @@ def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str =
     """
     from pipeline import tracking
 
-    c = tracking.client(uri)
-    try:
-        c.get_registered_model(model_name)
-    except Exception:
+    aliases = tracking.model_aliases(uri, model_name)
+    if aliases is None:
         return None
     scores = version_scores(uri, model_name, metric)
     if not scores:
         return None
     version, _, value = max(scores, key=lambda s: (s[2], -s[0]))
-    try:
-        current = int(c.get_model_version_by_alias(model_name, alias).version)
-    except Exception:
-        current = None
-    if current != version:
-        c.set_registered_model_alias(model_name, alias, str(version))
+    if aliases.get(alias) != version:
+        tracking.set_model_alias(uri, model_name, alias, version)
     return version, value
 
 
 def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
-    """Called by the evaluate stage once test/acc is logged: move the champion alias if need be.
+    """Called by the evaluate stage once the model's run is complete: move the champion alias if need be.
 
     A failure here (a registry that refuses aliases, a network error) is reported, not raised:
     the evaluation itself succeeded and is recorded.
@@ -85,7 +76,7 @@ def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipeline.registry",
-                                description="Show registered models with test/acc and aliases; "
+                                description="Show registered models with val/best_acc and aliases; "
                                             "recompute the champion alias.")
     p.add_argument("model", nargs="?", help="registered model name, e.g. mnist-mlp (default: all)")
     p.add_argument("--update", action="store_true", help=f"give alias '{ALIAS}' to the best version by {METRIC}")
@@ -96,8 +87,7 @@ def main(argv=None) -> int:
     from pipeline import tracking
 
     uri = tracking.resolve_uri(args.tracking_uri)
-    c = tracking.client(uri)
-    names = [args.model] if args.model else sorted(m.name for m in c.search_registered_models())
+    names = [args.model] if args.model else tracking.registered_model_names(uri)
     if not names:
         print(f"no registered models in {uri}")
         return 0
@@ -106,21 +96,19 @@ def main(argv=None) -> int:
             found = update_champion(uri, name)
             print(f"{name}: " + (f"{ALIAS} -> version {found[0]} ({METRIC}={found[1]:.4f})" if found
                                  else f"no version with {METRIC}; alias unchanged"))
-        try:
-            aliases = c.get_registered_model(name).aliases or {}
-        except Exception:
+        aliases = tracking.model_aliases(uri, name)
+        if aliases is None:
             print(f"error: no registered model {name!r} in {uri}", file=sys.stderr)
             return 2
-        by_version: dict[str, list[str]] = {}
+        by_version: dict[int, list[str]] = {}
         for a, v in aliases.items():
-            by_version.setdefault(str(v), []).append(a)
+            by_version.setdefault(v, []).append(a)
         print(name)
-        scored = {str(v): acc for v, _, acc in version_scores(uri, name)}
-        for mv in sorted(c.search_model_versions(f"name = '{name}'"), key=lambda m: int(m.version)):
-            v = str(mv.version)
-            acc = f"{scored[v]:.4f}" if v in scored else "-"
-            tags = ", ".join(sorted(by_version.get(v, [])))
-            print(f"  version {mv.version:>3}  {METRIC}={acc:<7} run {mv.run_id}  {('@' + tags) if tags else ''}")
+        scored = {v: acc for v, _, acc in version_scores(uri, name)}
+        for version, run_id in tracking.model_versions(uri, name):
+            acc = f"{scored[version]:.4f}" if version in scored else "-"
+            tags = ", ".join(sorted(by_version.get(version, [])))
+            print(f"  version {version:>3}  {METRIC}={acc:<7} run {run_id}  {('@' + tags) if tags else ''}")
     return 0
 
 
