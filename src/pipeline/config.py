@@ -12,6 +12,9 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+# The robustness registries' names, torch-free: a bad name is reported before torch loads.
+from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS  # noqa: F401
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 ARCHS = ("mlp", "cnn")
@@ -19,13 +22,7 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle")
 SOURCES = ("auto", "torchvision", "pypi", "local")
-ADVERSARIAL = ("none", "fgsm", "pgd")
-# Mirrors of the robustness registries (a test keeps them equal), so that names
-# are checked without importing torch.
-ATTACKS = ("fgsm", "pgd")
-CORRUPTIONS = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
-               "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges")
-SEVERITY_SHIFTS = ("rotate", "gaussian_noise", "gaussian_blur", "contrast", "translate")
+ADVERSARIAL = ("none", *ATTACKS)  # adversarial training uses the attacks
 
 
 class ConfigError(ValueError):
@@ -41,6 +38,12 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
         cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def severity_grids(profile: str = "full") -> dict[str, tuple[float, ...]]:
+    """The severity grids a robustness profile sweeps (conf/robustness/<profile>.yaml)."""
+    severity = compose([f"robustness={profile}"]).robustness.severity
+    return {name: tuple(float(v) for v in grid) for name, grid in severity.items()}
 
 
 def load_params(path: str | Path) -> DictConfig:

@@ -6,7 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.robustness.attacks import fgsm, pgd
-from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_GRIDS, SEVERITY_SHIFTS
+from pipeline.config import severity_grids
+from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
+
+SEVERITY_GRIDS = severity_grids()
 
 images = st.builds(
     lambda n, seed, sparsity: (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))

@@ -8,11 +8,13 @@ import torch
 
 from pipeline.robustness.corruptions import (
     CORRUPTIONS,
-    SEVERITY_GRIDS,
     SEVERITY_SHIFTS,
     get_corruption,
     get_severity_shift,
 )
+from pipeline.config import severity_grids
+
+SEVERITY_GRIDS = severity_grids()
 
 MNIST_C = [
     "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from . import names
 from ._utils import eval_mode, require_grad_mode
 
 AttackFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -164,7 +165,8 @@ def accuracy_under_attack(
     return correct / x.shape[0]
 
 
-ATTACKS: dict[str, Callable[..., torch.Tensor]] = {"fgsm": fgsm, "pgd": pgd}
+# Each attack is the function of the same name (names.py lists them).
+ATTACKS: dict[str, Callable[..., torch.Tensor]] = {name: globals()[name] for name in names.ATTACKS}
 
 
 def get_attack(name: str) -> Callable[..., torch.Tensor]:

@@ -15,7 +15,7 @@ Gaussian kernel, outputs are not quantised to uint8, and the affine warps use
 ``grid_sample`` (bilinear, zero fill) in place of ``skimage.transform.warp``.
 
 ``SEVERITY_SHIFTS`` adds continuous shifts ``fn(x, severity, generator=None) -> x`` for
-robustness-vs-severity curves, with default grids in ``SEVERITY_GRIDS``.
+robustness-vs-severity curves; their grids are conf/robustness/*.yaml's ``severity``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from . import names
 from ._utils import check_images
 
 Corruption = Callable[..., torch.Tensor]
@@ -337,23 +338,8 @@ def canny_edges(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     return _finish(torch.from_numpy(edges).unsqueeze(1), x)
 
 
-CORRUPTIONS: dict[str, Corruption] = {
-    "shot_noise": shot_noise,
-    "impulse_noise": impulse_noise,
-    "glass_blur": glass_blur,
-    "motion_blur": motion_blur,
-    "shear": shear,
-    "scale": scale,
-    "rotate": rotate,
-    "brightness": brightness,
-    "translate": translate,
-    "stripe": stripe,
-    "fog": fog,
-    "spatter": spatter,
-    "dotted_line": dotted_line,
-    "zigzag": zigzag,
-    "canny_edges": canny_edges,
-}
+# Each corruption is the function of the same name (names.py lists them, in MNIST-C's order).
+CORRUPTIONS: dict[str, Corruption] = {name: globals()[name] for name in names.CORRUPTIONS}
 
 
 def get_corruption(name: str) -> Corruption:
@@ -405,22 +391,11 @@ def shift_translate(x: torch.Tensor, severity: float, generator: torch.Generator
     return _finish(_warp(x, torch.eye(2, device=x.device).expand(n, 2, 2), shift), x)
 
 
-SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {
-    "rotate": shift_rotate,  # degrees
-    "gaussian_noise": shift_gaussian_noise,  # sigma, pixel units
-    "gaussian_blur": shift_gaussian_blur,  # sigma, pixels
-    "contrast": shift_contrast,  # factor, 1 = clean
-    "translate": shift_translate,  # pixels per axis
-}
-
-# The first entry of every grid is the clean (identity) setting.
-SEVERITY_GRIDS: dict[str, tuple[float, ...]] = {
-    "rotate": (0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0),
-    "gaussian_noise": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
-    "gaussian_blur": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
-    "contrast": (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05),
-    "translate": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
-}
+# Each shift is the function shift_<name>. Units: rotate in degrees, gaussian_noise a sigma in pixel
+# units, gaussian_blur a sigma in pixels, contrast a factor (1 = clean), translate pixels per axis.
+# The grids the stage sweeps are conf/robustness/*.yaml's `severity` (the first value is the clean one).
+SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {name: globals()[f"shift_{name}"]
+                                                           for name in names.SEVERITY_SHIFTS}
 
 
 def get_severity_shift(name: str) -> Callable[..., torch.Tensor]:
