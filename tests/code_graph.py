@@ -25,7 +25,9 @@ def module_file(name: str) -> Path | None:
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    """src/pipeline/plots.py -> pipeline.plots; benchmarks/run.py -> benchmarks.run."""
+    root = SRC if path.is_relative_to(SRC) else PROJECT
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
