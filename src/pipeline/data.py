@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import idx
 
 IDX_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -160,18 +161,14 @@ def verify(files: dict[str, bytes], source: str) -> None:
 
 
 def encode_idx(array: np.ndarray) -> bytes:
-    """IDX format: magic (0, 0, dtype=0x08 for uint8, ndim), big-endian dims, raw bytes."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.tobytes()
+    return idx.encode(array)
 
 
-def decode_idx(data: bytes) -> np.ndarray:
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise DataError("not an unsigned-byte IDX file")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+def decode_idx(data: bytes, name: str = "data") -> np.ndarray:
+    try:
+        return idx.decode(data, name)
+    except idx.IDXError as err:
+        raise DataError(f"{err}; fetch it again (data.source=...)") from err
 
 
 # ------------------------------------------------------------ preparation
@@ -211,8 +208,8 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
         staging = tmp / "out"
         staging.mkdir()
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            images = torch.from_numpy(decode_idx(files[f"{prefix}-images-idx3-ubyte"]).copy())
-            labels = torch.from_numpy(decode_idx(files[f"{prefix}-labels-idx1-ubyte"]).copy())
+            images = torch.from_numpy(decode_idx(files[f"{prefix}-images-idx3-ubyte"], f"{prefix}-images-idx3-ubyte").copy())
+            labels = torch.from_numpy(decode_idx(files[f"{prefix}-labels-idx1-ubyte"], f"{prefix}-labels-idx1-ubyte").copy())
             torch.save({"images": images, "labels": labels}, staging / SPLIT_FILES[split])
         manifest = {"source": used, "sha256": IDX_SHA256,
                     "sizes": SPLIT_SIZES, "format": "torch uint8 images (N, 28, 28), uint8 labels (N,)"}

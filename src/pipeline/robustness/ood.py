@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline import idx
 from pipeline.images import to_model_input  # noqa: F401  (re-exported: the OOD sets' input)
 
 from ._utils import eval_mode
@@ -26,7 +27,6 @@ _INSTALL_HINT = (
     f"{DEBIAN_FASHION_MNIST_DIR}) or pass root= a folder holding {FASHION_TEST_IMAGES}[.gz] "
     f"and {FASHION_TEST_LABELS}[.gz] from https://github.com/zalandoresearch/fashion-mnist."
 )
-_IDX_MAGIC = {2049: 1, 2051: 3}  # 0x0801: uint8 vector (labels), 0x0803: uint8 3-D array (images)
 
 
 @torch.no_grad()
@@ -77,26 +77,10 @@ def read_idx(path: str | Path) -> np.ndarray:
             data = f.read()
     except (OSError, EOFError) as err:  # includes gzip.BadGzipFile and truncated gzip streams
         raise ValueError(f"cannot read IDX file {path}: {err}. {_INSTALL_HINT}") from err
-    if len(data) < 4:
-        raise ValueError(f"{path} is not an IDX file: only {len(data)} bytes. {_INSTALL_HINT}")
-    magic = int.from_bytes(data[:4], "big")
-    if magic not in _IDX_MAGIC:
-        raise ValueError(
-            f"{path} is not a uint8 IDX file: magic number {magic:#010x}, expected 0x00000801 "
-            f"(labels) or 0x00000803 (images). {_INSTALL_HINT}"
-        )
-    ndim = _IDX_MAGIC[magic]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header. {_INSTALL_HINT}")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(data) != expected:
-        raise ValueError(
-            f"{path}: IDX header says shape {shape} ({expected} bytes) but the file has "
-            f"{len(data)} bytes; it is truncated or corrupted. {_INSTALL_HINT}"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        return idx.decode(data, str(path), ndims=(1, 3))  # labels or images
+    except idx.IDXError as err:
+        raise ValueError(f"{err}. {_INSTALL_HINT}") from err
 
 
 def _find(root: Path, stem: str) -> Path:
