@@ -13,6 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import metric_names as names
+
 TARGET_VAL_ACC = 0.97  # "time to accuracy" for the activation comparison
 
 
@@ -63,7 +65,7 @@ def seeds_claim(number: str, text: str, preset: str, results: dict, target: tupl
     if preset not in results:
         return claim
     jobs = results[preset]["jobs"]
-    accs = [_m(j, "test/acc") for j in jobs]
+    accs = [_m(j, names.TEST_ACC) for j in jobs]
     mean, std = _mean_std(accs)
     n_params = _params(jobs[0])
     claim.measured = (f"{n_params:,} parameters; test accuracy {_pct(mean)} ± {_pct(std)} "
@@ -71,8 +73,8 @@ def seeds_claim(number: str, text: str, preset: str, results: dict, target: tupl
     low, high = target
     claim.verdict = "holds" if low <= mean <= high else "does not hold"
     claim.details.append(("table", ["seed", "test acc", "test loss", "best val acc", "training time"],
-                          [[j["params"].get("seed"), _pct(_m(j, "test/acc")), f"{_m(j, 'test/loss'):.4f}",
-                            _pct(_m(j, "val/best_acc")), f"{_m(j, 'time/train_s'):.0f} s"] for j in jobs]))
+                          [[j["params"].get("seed"), _pct(_m(j, names.TEST_ACC)), f"{_m(j, names.TEST_LOSS):.4f}",
+                            _pct(_m(j, names.VAL_BEST_ACC)), f"{_m(j, names.TRAIN_SECONDS):.0f} s"] for j in jobs]))
     claim.details.append(("text", f"Verdict rule: mean test accuracy in [{_pct(low, 1)}, {_pct(high, 1)}]."))
     claim.data = {"accs": accs}
     return claim
@@ -83,16 +85,17 @@ def linear_claim(results: dict, relu_acc: float | None) -> Claim:
                   "(about 92 %), and depth does not help.", "claim_linear")
     if "claim_linear" not in results:
         return claim
-    jobs = sorted(results["claim_linear"]["jobs"], key=lambda j: _m(j, "collapse/layers") or 0)
+    jobs = sorted(results["claim_linear"]["jobs"], key=lambda j: _m(j, names.collapse("layers")) or 0)
     rows, diffs, agree = [], [], []
     for j in jobs:
-        diffs.append(_m(j, "collapse/max_logit_diff"))
-        agree.append(_m(j, "collapse/prediction_agreement"))
-        rows.append([int(_m(j, "collapse/layers")), j["params"]["model.hidden"], f"{_params(j):,}",
-                     _pct(_m(j, "test/acc")), _pct(_m(j, "collapse/single_map_acc")),
-                     f"{_m(j, 'collapse/max_logit_diff'):.1e}", _pct(_m(j, "collapse/prediction_agreement"), 2),
-                     int(_m(j, "collapse/map_rank"))])
-    accs = [_m(j, "test/acc") for j in jobs]
+        diffs.append(_m(j, names.collapse("max_logit_diff")))
+        agree.append(_m(j, names.collapse("prediction_agreement")))
+        rows.append([int(_m(j, names.collapse("layers"))), j["params"]["model.hidden"], f"{_params(j):,}",
+                     _pct(_m(j, names.TEST_ACC)), _pct(_m(j, names.collapse("single_map_acc"))),
+                     f"{_m(j, names.collapse('max_logit_diff')):.1e}",
+                     _pct(_m(j, names.collapse("prediction_agreement")), 2),
+                     int(_m(j, names.collapse("map_rank")))])
+    accs = [_m(j, names.TEST_ACC) for j in jobs]
     single = accs[0]
     depths = ", ".join(str(r[0]) for r in rows[:-1]) + f" and {rows[-1][0]}" if len(rows) > 1 else str(rows[0][0])
     claim.measured = (f"test accuracy {', '.join(_pct(a) for a in accs)} for {depths} linear layers; "
@@ -116,8 +119,8 @@ def linear_claim(results: dict, relu_acc: float | None) -> Claim:
 def _time_to(job: dict, target: float) -> tuple[int | None, float | None]:
     """(epochs, seconds of training) until val/acc first reaches target."""
     elapsed = 0.0
-    for epoch, (acc, secs) in enumerate(zip(job["history"].get("val/acc", []),
-                                            job["history"].get("time/epoch_s", [])), start=1):
+    for epoch, (acc, secs) in enumerate(zip(job["history"].get(names.VAL_ACC, []),
+                                            job["history"].get(names.EPOCH_SECONDS, [])), start=1):
         elapsed += secs
         if acc >= target:
             return epoch, elapsed
@@ -133,11 +136,11 @@ def activations_claim(results: dict) -> Claim:
         name = j["params"]["model.activation"]
         epochs, secs = _time_to(j, TARGET_VAL_ACC)
         reach[name] = epochs
-        rows.append([name, _pct(_m(j, "test/acc")), f"{_m(j, 'test/loss'):.4f}",
-                     _pct(j["history"]["val/acc"][0]), epochs or "not reached",
-                     f"{secs:.1f} s" if secs else "-", _pct(_m(j, "robust/pgd_acc_eps0.1"))])
+        rows.append([name, _pct(_m(j, names.TEST_ACC)), f"{_m(j, names.TEST_LOSS):.4f}",
+                     _pct(j["history"][names.VAL_ACC][0]), epochs or "not reached",
+                     f"{secs:.1f} s" if secs else "-", _pct(_m(j, names.attack_acc("pgd", 0.1)))])
         series[name] = j["history"]
-    never = len(results["claim_activations"]["jobs"][0]["history"].get("val/acc", [])) + 1
+    never = len(results["claim_activations"]["jobs"][0]["history"].get(names.VAL_ACC, [])) + 1
     order = sorted(reach, key=lambda n: reach[n] or never)
     claim.measured = (f"epochs to {_pct(TARGET_VAL_ACC, 0)} validation accuracy: "
                       + ", ".join(f"{n} {reach[n] or 'not reached'}" for n in order))
@@ -171,8 +174,8 @@ def scaling_claim(results: dict) -> Claim:
         return claim
     jobs = sorted(results["claim_scaling"]["jobs"], key=_params)
     params = [_params(j) for j in jobs]
-    errors = [1 - _m(j, "test/acc") for j in jobs]
-    losses = [_m(j, "test/loss") for j in jobs]
+    errors = [1 - _m(j, names.TEST_ACC) for j in jobs]
+    losses = [_m(j, names.TEST_LOSS) for j in jobs]
     a, b, r2 = power_law(params, errors)
     claim.measured = (f"test error = {a:.3g} x parameters^-{b:.3f} (R² = {r2:.2f}) from {params[0]:,} to "
                       f"{params[-1]:,} parameters; test accuracy {_pct(1 - errors[0])} -> {_pct(1 - errors[-1])}")
@@ -180,7 +183,7 @@ def scaling_claim(results: dict) -> Claim:
     claim.details.append(("table", ["hidden", "parameters", "test acc", "test error", "test loss",
                                     "PGD eps 0.1 acc"],
                           [[j["params"]["model.hidden"], f"{p:,}", _pct(1 - e), _pct(e), f"{loss:.4f}",
-                            _pct(_m(j, "robust/pgd_acc_eps0.1"))]
+                            _pct(_m(j, names.attack_acc("pgd", 0.1)))]
                            for j, p, e, loss in zip(jobs, params, errors, losses)]))
     claim.details.append(("text", "Same recipe for every size (Adam, lr 1e-3, 8 epochs, best epoch by validation "
                           "accuracy). Verdict rule: a positive power-law exponent and the largest model better "
@@ -198,7 +201,7 @@ def samples_claim(results: dict) -> Claim:
         if preset in results:
             jobs = sorted(results[preset]["jobs"], key=lambda j: int(j["params"]["data.train_subset"]))
             curves[label] = ([int(j["params"]["data.train_subset"]) for j in jobs],
-                             [_m(j, "test/acc") for j in jobs])
+                             [_m(j, names.TEST_ACC) for j in jobs])
     if not curves:
         return claim
     parts, rows = [], []
@@ -238,8 +241,8 @@ def filters_claim(results: dict) -> Claim:
     return claim
 
 
-BRITTLE = ("robust/clean_acc", "robust/fgsm_acc_eps0.1", "robust/pgd_acc_eps0.1", "robust/pgd_acc_eps0.3",
-           "shift/mnist_c_mean_acc", "shift/mnist_c_worst_acc", "ood/fashion_mnist_auroc")
+BRITTLE = (names.ROBUST_CLEAN_ACC, names.attack_acc("fgsm", 0.1), names.attack_acc("pgd", 0.1),
+           names.attack_acc("pgd", 0.3), names.MNIST_C_MEAN_ACC, names.MNIST_C_WORST_ACC, names.ood_auroc("fashion_mnist"))
 
 
 def brittleness_claim(results: dict, main_robustness: dict | None) -> Claim:
@@ -248,9 +251,9 @@ def brittleness_claim(results: dict, main_robustness: dict | None) -> Claim:
     rows, pgd = [], []
     for preset, data in results.items():
         for j in data["jobs"]:
-            if "robust/pgd_acc_eps0.1" not in j["metrics"]:
+            if names.attack_acc("pgd", 0.1) not in j["metrics"]:
                 continue
-            pgd.append(j["metrics"]["robust/pgd_acc_eps0.1"] / max(j["metrics"]["robust/clean_acc"], 1e-9))
+            pgd.append(j["metrics"][names.attack_acc("pgd", 0.1)] / max(j["metrics"][names.ROBUST_CLEAN_ACC], 1e-9))
             label = j["params"].get("model.name", "?")
             setting = " ".join(o for o in j["overrides"].split() if not o.startswith(("+experiment", "tracking.",
                                                                                           "data.root")))
@@ -281,24 +284,24 @@ def optuna_summary(results: dict) -> Claim | None:
     if "optuna_mlp" not in results:
         return None
     jobs = results["optuna_mlp"]["jobs"]
-    best = max(jobs, key=lambda j: _m(j, "val/best_acc"))
+    best = max(jobs, key=lambda j: _m(j, names.VAL_BEST_ACC))
     claim = Claim("S", "Hyperparameter search (Optuna TPE over lr, first-layer width, dropout).", "optuna_mlp")
     p = best["params"]
     claim.measured = (f"best of {len(jobs)} trials (chosen by validation accuracy): lr {float(p['optim.lr']):.2e}, "
                       f"hidden {p['model.hidden']}, dropout {float(p['model.dropout']):.2f}: val "
-                      f"{_pct(_m(best, 'val/best_acc'))}, test {_pct(_m(best, 'test/acc'))}")
+                      f"{_pct(_m(best, names.VAL_BEST_ACC))}, test {_pct(_m(best, names.TEST_ACC))}")
     claim.verdict = "search result"
     claim.details.append(("table", ["trial", "lr", "hidden", "dropout", "val acc", "test acc"],
                           [[j["job"], f"{float(j['params']['optim.lr']):.2e}", j["params"]["model.hidden"],
-                            f"{float(j['params']['model.dropout']):.2f}", _pct(_m(j, "val/best_acc")),
-                            _pct(_m(j, "test/acc"))] for j in jobs]))
+                            f"{float(j['params']['model.dropout']):.2f}", _pct(_m(j, names.VAL_BEST_ACC)),
+                            _pct(_m(j, names.TEST_ACC))] for j in jobs]))
     return claim
 
 
 def all_claims(results: dict, main_robustness: dict | None = None) -> list[Claim]:
     relu = None
     if "claim_mlp" in results:
-        relu = statistics.fmean(_m(j, "test/acc") for j in results["claim_mlp"]["jobs"])
+        relu = statistics.fmean(_m(j, names.TEST_ACC) for j in results["claim_mlp"]["jobs"])
     claims = [
         seeds_claim("1", "A 784-128-64-10 MLP, about 110,000 parameters, reaches about 97 %.", "claim_mlp",
                     results, (0.96, 0.985)),

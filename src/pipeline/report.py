@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline import claims as claims_mod
+from pipeline import metric_names as names
 from pipeline.plots import _pyplot, _save
 
 
@@ -25,9 +26,9 @@ def _figure_activations(data: dict, path: Path) -> Path:
     plt = _pyplot()
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
     for name, h in data["series"].items():
-        epochs = range(1, len(h["val/acc"]) + 1)
-        acc_ax.plot(epochs, h["val/acc"], marker="o", label=name)
-        loss_ax.plot(epochs, h["train/loss"], marker="o", label=name)
+        epochs = range(1, len(h[names.VAL_ACC]) + 1)
+        acc_ax.plot(epochs, h[names.VAL_ACC], marker="o", label=name)
+        loss_ax.plot(epochs, h[names.TRAIN_LOSS], marker="o", label=name)
     acc_ax.axhline(claims_mod.TARGET_VAL_ACC, ls="--", color="gray", lw=0.8)
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss")
