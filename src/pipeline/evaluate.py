@@ -54,12 +54,12 @@ class Evaluation:
 def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     import torch.nn.functional as F
 
-    from pipeline import calibration, collapse, metrics
+    from pipeline import calibration, collapse, metrics, tracking
     from pipeline.data import load_split
     from pipeline.models import count_parameters, load_checkpoint
 
     run_dir = Path(cfg.run_dir)
-    checkpoint = Path(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt")
+    checkpoint = tracking.best_checkpoint(run_dir, ref)
     model = load_checkpoint(checkpoint)
     images, labels = load_split(cfg.data.root, "test")
     print(f"[evaluate] {checkpoint} on {len(labels)} test images ...", flush=True)

@@ -224,6 +224,11 @@ def write_run_ref(run_dir: str | Path, run_id: str, uri: str, **extra: Any) -> P
     return path
 
 
+def best_checkpoint(run_dir: str | Path, ref: Mapping[str, Any]) -> Path:
+    """The checkpoint a run.json names as best (the conventional place if it names none)."""
+    return Path(ref.get("best_checkpoint") or Path(run_dir) / "checkpoints" / "best.ckpt")
+
+
 def read_run_ref(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_REF
     if not path.is_file():

@@ -182,11 +182,12 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     from pipeline.data import load_split
     from pipeline.images import to_model_input
     from pipeline.models import load_checkpoint
+    from pipeline.tracking import best_checkpoint
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
     device = _device(r.device)
-    model = load_checkpoint(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt").to(device)
+    model = load_checkpoint(best_checkpoint(run_dir, ref)).to(device)
     images, labels = load_split(cfg.data.root, "test")
     if r.n_images:
         # A fixed, seeded subset, the same for every model, so results compare.
