@@ -91,3 +91,11 @@ def test_config_name_lists_match_the_robustness_registries():
     assert list(config.CORRUPTIONS) == list(CORRUPTIONS)
     assert set(config.SEVERITY_SHIFTS) == set(SEVERITY_SHIFTS)
     assert list(compose().robustness.corruptions) == list(CORRUPTIONS)  # the full profile runs all 15
+
+
+def test_config_choices_match_the_builders():
+    from pipeline import builders, config
+
+    assert list(config.ARCHS) == list(builders.MODELS)
+    assert list(config.OPTIMIZERS) == list(builders.OPTIMIZERS)
+    assert list(config.SCHEDULERS) == list(builders.SCHEDULERS)

@@ -80,13 +80,10 @@ class CNN(nn.Module):
 
 
 def build_model(cfg: Mapping) -> nn.Module:
-    """Build a model from the `model` config section (a dict or DictConfig)."""
-    arch = cfg["arch"]
-    if arch == "mlp":
-        return MLP(hidden=tuple(cfg["hidden"]), activation=cfg["activation"], dropout=cfg.get("dropout", 0.0))
-    if arch == "cnn":
-        return CNN(channels=tuple(cfg["channels"]), hidden=cfg["hidden"], dropout=cfg.get("dropout", 0.0))
-    raise ValueError(f"unknown model.arch {arch!r}; choose mlp or cnn")
+    """Build a model from the `model` config section (a dict or DictConfig); see builders.MODELS."""
+    from pipeline.builders import build_model as build  # builders imports this module's classes
+
+    return build(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

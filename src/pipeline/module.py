@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from pipeline.models import build_model
+from pipeline.builders import build_model, build_optimizer, build_scheduler
 
 
 class Classifier(L.LightningModule):
@@ -85,29 +85,11 @@ class Classifier(L.LightningModule):
         self.log("val/acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
-        cfg = self.optim_cfg
-        name, lr, wd = cfg["name"], cfg["lr"], cfg.get("weight_decay", 0.0)
-        params = self.parameters()
-        if name == "adam":
-            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd)
-        elif name == "adamw":
-            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        elif name == "sgd":
-            optimizer = torch.optim.SGD(params, lr=lr, momentum=cfg.get("momentum", 0.9),
-                                        weight_decay=wd, nesterov=True)
-        else:
-            raise ValueError(f"unknown optim.name {name!r}; choose adam, adamw or sgd")
-        schedule = cfg.get("scheduler", "none")
-        if schedule == "none":
+        optimizer = build_optimizer(self.parameters(), self.optim_cfg)
+        if self.optim_cfg.get("scheduler", "none") == "none":
             return optimizer
         steps = int(self.trainer.estimated_stepping_batches)
         if steps < 4:  # too short to schedule (smoke runs): one-cycle needs a step up and a step down
             return optimizer
-        if schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        elif schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                            pct_start=max(0.25, 2 / steps))
-        else:
-            raise ValueError(f"unknown optim.scheduler {schedule!r}; choose none, cosine or onecycle")
+        scheduler = build_scheduler(optimizer, self.optim_cfg, steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

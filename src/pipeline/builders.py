@@ -1,0 +1,58 @@
+"""Building from config has one home: name -> constructor, for models, optimisers and schedulers.
+
+A new model, optimiser or scheduler is one entry here (and its name in config.py's
+list of choices, which a test keeps equal). Every constructor reads a plain dict
+section of the config (`model`, `optim`), as a checkpoint stores it: checkpoints
+load with torch.load(weights_only=True).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from pipeline.models import CNN, MLP
+
+MODELS: dict[str, Callable[[Mapping], nn.Module]] = {
+    "mlp": lambda c: MLP(hidden=tuple(c["hidden"]), activation=c["activation"], dropout=c.get("dropout", 0.0)),
+    "cnn": lambda c: CNN(channels=tuple(c["channels"]), hidden=c["hidden"], dropout=c.get("dropout", 0.0)),
+}
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c["lr"], momentum=c.get("momentum", 0.9),
+                                             weight_decay=c.get("weight_decay", 0.0), nesterov=True),
+}
+
+# Stepped every optimiser step; `steps` is the whole training's number of steps.
+SCHEDULERS: dict[str, Callable | None] = {
+    "none": None,
+    "cosine": lambda optimizer, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
+    "onecycle": lambda optimizer, c, steps: torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=c["lr"], total_steps=steps, pct_start=max(0.25, 2 / steps)),
+}
+
+
+def _lookup(table: Mapping, key: str, name) -> Callable | None:
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {key} {name!r}; choose {', '.join(table)}") from None
+
+
+def build_model(model_cfg: Mapping) -> nn.Module:
+    """The network a `model` section describes (a dict or DictConfig)."""
+    return _lookup(MODELS, "model.arch", model_cfg["arch"])(model_cfg)
+
+
+def build_optimizer(params, optim_cfg: Mapping) -> torch.optim.Optimizer:
+    return _lookup(OPTIMIZERS, "optim.name", optim_cfg["name"])(params, optim_cfg)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: Mapping, steps: int):
+    """The learning-rate schedule of `optim.scheduler` over `steps` steps; None for a constant rate."""
+    make = _lookup(SCHEDULERS, "optim.scheduler", optim_cfg.get("scheduler", "none"))
+    return None if make is None else make(optimizer, optim_cfg, steps)
