@@ -8,6 +8,7 @@ in-distribution set as the positive class.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ from ._utils import eval_mode
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_TEST_IMAGES = "t10k-images-idx3-ubyte"
 FASHION_TEST_LABELS = "t10k-labels-idx1-ubyte"
+#: sha256 of the 10,000 published Fashion-MNIST test images as a uint8 (N,28,28) array: the
+#: robustness stage's external input, pinned by content whatever its source (Debian, a folder,
+#: torchvision), so an OOD result never changes without this line (a code dependency) changing.
+FASHION_TEST_IMAGES_SHA256 = "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a"
 _INSTALL_HINT = (
     "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; files land in "
     f"{DEBIAN_FASHION_MNIST_DIR}) or pass root= a folder holding {FASHION_TEST_IMAGES}[.gz] "
@@ -81,6 +86,12 @@ def read_idx(path: str | Path) -> np.ndarray:
         return idx.decode(data, str(path), ndims=(1, 3))  # labels or images
     except idx.IDXError as err:
         raise ValueError(f"{err}. {_INSTALL_HINT}") from err
+
+
+def is_published_fashion_test(images: torch.Tensor) -> bool:
+    """Whether uint8 images (N,28,28) are exactly the published Fashion-MNIST test set."""
+    data = images.detach().cpu().contiguous().numpy().tobytes()
+    return images.dtype == torch.uint8 and hashlib.sha256(data).hexdigest() == FASHION_TEST_IMAGES_SHA256
 
 
 def _find(root: Path, stem: str) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,21 @@ def severity_curves(model, x, y, r: DictConfig, generator_seed: int) -> dict[str
 
 
 def load_fashion(r: DictConfig):
-    """Fashion-MNIST test images: a given folder, Debian's package, or torchvision's download."""
+    """The published Fashion-MNIST test images, from a given folder, Debian's package or torchvision's
+    download; anything else is refused (exit status 2) before any output is written."""
+    from pipeline.robustness.ood import FASHION_TEST_IMAGES_SHA256, is_published_fashion_test
+
+    images, source = _find_fashion(r)
+    if not is_published_fashion_test(images):
+        print(f"error: the Fashion-MNIST test images from {source} are not the published ones (sha256 of the "
+              f"uint8 array should be {FASHION_TEST_IMAGES_SHA256}): OOD results would not be comparable. Point "
+              "robustness.ood.fashion_dir at the official t10k files or install Debian's dataset-fashion-mnist.",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return images, source
+
+
+def _find_fashion(r: DictConfig):
     from pipeline.robustness.ood import DEBIAN_FASHION_MNIST_DIR, load_fashion_mnist_test
 
     if r.ood.fashion_dir:
