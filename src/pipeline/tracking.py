@@ -7,7 +7,10 @@ the working directory, or $DVC_ROOT under DVC: queued experiments run in
 temporary copies of the repository, and their runs belong in the same store.
 
 One run per pipeline execution: training creates it and writes its id to
-`<run_dir>/run.json`; evaluation and later stages log into the same run.
+`<run_dir>/run.json`; evaluation and later stages log into the same run. The
+store and the id travel together as a `Run`; a stage writes into it inside
+`recording(run)`, which closes it with its true status (FINISHED, FAILED, KILLED).
+This is the only module that imports mlflow (tests/test_layers.py).
 """
 
 from __future__ import annotations
