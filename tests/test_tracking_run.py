@@ -1,0 +1,56 @@
+"""The run handle: one owner per run lifecycle, a true final status, sweep children linked explicitly."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import tracking
+from pipeline.config import compose
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return uri, compose([f"tracking.uri={uri}"])
+
+
+def _status(run: tracking.Run) -> str:
+    return tracking.get_run(run.uri, run.run_id).info.status
+
+
+@pytest.mark.parametrize("raised, status", [(None, "FINISHED"), (ValueError("bad"), "FAILED"),
+                                            (KeyboardInterrupt(), "KILLED"), (SystemExit(143), "KILLED")])
+def test_recording_closes_the_run_with_its_true_status(store, raised, status):
+    uri, cfg = store
+    run_id, _ = tracking.start_run(cfg, "test")
+    run = tracking.Run(uri, run_id)
+    run.end()  # as training leaves it
+    try:
+        with tracking.recording(run):
+            assert _status(run) == "RUNNING"  # reopened for this stage's writes
+            run.log_metrics({"test/acc": 0.5})
+            if raised is not None:
+                raise raised
+    except BaseException as err:  # noqa: BLE001 - re-raised by recording, checked here
+        assert err is raised
+    assert _status(run) == status
+    assert tracking.get_run(uri, run.run_id).data.metrics["test/acc"] == 0.5
+
+
+def test_a_sweep_job_names_its_parent_explicitly(store, monkeypatch):
+    uri, cfg = store
+    parent = tracking.start_sweep(cfg, "sweep-test", tags={"sweep": "parent"})
+    monkeypatch.setattr(tracking.os, "environ", dict(tracking.os.environ))  # leave the real one alone
+    tracking.announce_sweep_parent(parent.run_id)
+    assert tracking.sweep_parent_id() == parent.run_id
+    child_id, _ = tracking.start_run(cfg, "job", parent_run_id=tracking.sweep_parent_id())
+    alone_id, _ = tracking.start_run(cfg, "not a job")
+    assert [r.info.run_id for r in tracking.child_runs(uri, parent.run_id)] == [child_id]
+    tracking.announce_sweep_parent(None)
+    assert tracking.sweep_parent_id() is None and alone_id != child_id
+
+
+def test_one_client_per_store(store, tmp_path):
+    uri, _ = store
+    assert tracking.client(uri) is tracking.client(uri)
+    assert tracking.client(uri) is not tracking.client(f"sqlite:///{tmp_path}/other.db")
