@@ -165,9 +165,10 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
                              f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}")
     import mlflow
 
-    from pipeline.tracking import resolve_uri
+    from pipeline.tracking import check_store, resolve_uri
 
     uri = resolve_uri(tracking_uri)
+    check_store(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     model_uri = model_uri or DEFAULT_MODEL
