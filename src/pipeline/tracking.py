@@ -232,6 +232,11 @@ def reopen_run(uri: str, run_id: str) -> None:
     client(uri).update_run(run_id, status="RUNNING")
 
 
+def log_failure(uri: str, run_id: str, message: str) -> None:
+    """Why a run failed, shown as its `failure` tag in the UI."""
+    client(uri).set_tag(run_id, "failure", message[:5000])
+
+
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(uri).set_terminated(run_id, status=status)
 

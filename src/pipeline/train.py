@@ -28,7 +28,7 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
     """Per-epoch metrics to a CSV (for `dvc plots`) and to MLflow, with step = epoch."""
     import lightning as L
 
-    from pipeline import tracking
+    from pipeline import atomic, tracking
 
     class EpochHistory(L.Callback):
         def __init__(self):
@@ -61,8 +61,7 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
             found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
             row = {"epoch": trainer.current_epoch + 1, **found}
             self.rows.append(row)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", newline="") as f:
+            with atomic.replacing(path) as tmp, tmp.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(row))
                 writer.writeheader()
                 writer.writerows(self.rows)
@@ -112,6 +111,8 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str 
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
+    from pipeline.checkpoint_io import AtomicCheckpointIO
+
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
                                  mode="max", save_last=True, auto_insert_metric_name=False)
     # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
@@ -125,7 +126,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str 
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_epochs=t.max_epochs, deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps, logger=False, default_root_dir=str(run_dir),
-        callbacks=callbacks, enable_progress_bar=live,
+        callbacks=callbacks, enable_progress_bar=live, plugins=[AtomicCheckpointIO()],
         limit_train_batches=t.get("limit_train_batches"), limit_val_batches=t.get("limit_val_batches"),
         num_sanity_val_steps=0, enable_model_summary=False,
     )
@@ -138,7 +139,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     import torch
     from lightning.pytorch.utilities import rank_zero_only
 
-    from pipeline import tracking
+    from pipeline import atomic, tracking
     from pipeline.datamodule import MNISTDataModule
     from pipeline.models import count_parameters
     from pipeline.module import Classifier
@@ -174,9 +175,16 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         return _fit_and_record(cfg, run_dir, module, datamodule, uri, run_id, ckpt, fingerprint)
     except BaseException as err:
         # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        full = atomic.full_disk_error(err)
         if run_id:
             status = "KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            if full:
+                tracking.log_failure(uri, run_id, atomic.full_disk_message(full, run_dir))
             tracking.end_run(uri, run_id, status)
+        if full:  # not a bug: one line that says where, and that the next run resumes
+            print(f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                  f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.", file=sys.stderr, flush=True)
+            raise SystemExit(1) from err
         if isinstance(err, SystemExit) and not err.code:
             # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
             # would take that for success. Exit as a process killed by SIGTERM does (143).
