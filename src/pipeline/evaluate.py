@@ -10,7 +10,6 @@ it into the MLflow run that trained the model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -28,7 +27,7 @@ def predict_logits(model, images, batch_size: int):
 def evaluate(cfg: DictConfig) -> dict:
     import torch.nn.functional as F
 
-    from pipeline import calibration, collapse, filters, metrics, plots, tracking
+    from pipeline import atomic, calibration, collapse, filters, metrics, plots, tracking
     from pipeline.data import load_split
     from pipeline.models import count_parameters, load_checkpoint
 
@@ -65,7 +64,7 @@ def evaluate(cfg: DictConfig) -> dict:
         result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
 
     metrics_path = run_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(metrics_path, result)
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     plots.write_csv(plot_dir / "confusion.csv",
                [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), preds.tolist())])

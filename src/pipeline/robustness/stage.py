@@ -12,7 +12,6 @@ Reads <run_dir>/run.json and the best checkpoint. Writes <run_dir>/robustness.js
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from pathlib import Path
@@ -156,7 +155,7 @@ def autoattack_results(model, x, y, r: DictConfig, device) -> dict[str, float]:
 def evaluate_robustness(cfg: DictConfig) -> dict:
     import torch
 
-    from pipeline import plots, tracking
+    from pipeline import atomic, plots, tracking
     from pipeline.data import load_split
     from pipeline.models import load_checkpoint
 
@@ -202,7 +201,7 @@ def evaluate_robustness(cfg: DictConfig) -> dict:
     }
 
     out_json = run_dir / "robustness.json"
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(out_json, result)
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
     files = [plots.write_csv(plot_dir / "adversarial.csv", curves),
              plots.write_csv(plot_dir / "corruptions.csv", corruptions)]
