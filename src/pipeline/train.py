@@ -272,7 +272,7 @@ def run_hydra(cfg: DictConfig) -> float:
     robustness stage); returns best val accuracy (what sweepers optimise)."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)  # as typed
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
     with _one_ddp_job(cfg):
         result = fit(cfg, command.strip(), overrides)
