@@ -102,8 +102,11 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
             db_utils._upgrade_db(engine)
         finally:
             engine.dispose()
-    known.parent.mkdir(parents=True, exist_ok=True)
-    known.write_text(head + "\n")
+    try:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        known.write_text(head + "\n")
+    except OSError:  # a read-only folder: the head is computed again next time, nothing worse
+        pass
 
 
 def experiment_id(mlflow_client, name: str, uri: str) -> str:
