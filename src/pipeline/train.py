@@ -61,12 +61,12 @@ def _history_callback(path: Path, uri: str | None, run_id: str | None, quarter_r
             found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
             row = {"epoch": trainer.current_epoch + 1, **found}
             self.rows.append(row)
+            if run_id:  # first: an epoch in history.csv is an epoch the run has logged
+                tracking.log_metrics(uri, run_id, found, step=row["epoch"])
             with atomic.replacing(path) as tmp, tmp.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(row))
                 writer.writeheader()
                 writer.writerows(self.rows)
-            if run_id:
-                tracking.log_metrics(uri, run_id, found, step=row["epoch"])
             print(f"[train] epoch {row['epoch']}/{trainer.max_epochs}: "
                   + "  ".join(f"{k}={v:.4f}" for k, v in found.items()), flush=True)
 
