@@ -15,10 +15,11 @@ LAYERS = [
         "pipeline.robustness.ood", "pipeline.robustness.autoattack"}),
     ("files, figures, configuration", {
         "pipeline.config", "pipeline.data", "pipeline.plots", "pipeline.filters", "pipeline.resume",
-        "pipeline.stages"}),
+        "pipeline.stages", "pipeline.atomic", "pipeline.store"}),
     ("the one door to MLflow", {"pipeline.tracking"}),
     ("Lightning glue and the registry", {
-        "pipeline.module", "pipeline.datamodule", "pipeline.callbacks", "pipeline.sweep_ddp", "pipeline.registry"}),
+        "pipeline.module", "pipeline.datamodule", "pipeline.callbacks", "pipeline.checkpoint_io", "pipeline.sweep_ddp",
+        "pipeline.registry"}),
     ("stage entries: compute, then record", {
         "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage", "pipeline.robustness.__main__",
         "pipeline.predict", "pipeline.ui"}),

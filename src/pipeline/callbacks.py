@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 
+from pipeline import atomic
 from pipeline.metric_names import EPOCH_METRICS
 
 
@@ -48,13 +49,12 @@ class EpochHistory(L.Callback):
         found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row = {"epoch": trainer.current_epoch + 1, **found}
         self.rows.append(row)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", newline="") as f:
+        if self.run is not None:  # first: an epoch in history.csv is an epoch the run has logged
+            self.run.log_metrics(found, step=row["epoch"])
+        with atomic.replacing(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(self.rows)
-        if self.run is not None:
-            self.run.log_metrics(found, step=row["epoch"])
         print(f"[train] epoch {row['epoch']}/{trainer.max_epochs}: "
               + "  ".join(f"{k}={v:.4f}" for k, v in found.items()), flush=True)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # The robustness registries' names, torch-free: a bad name is reported before torch loads.
 from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS  # noqa: F401
@@ -83,7 +83,14 @@ def _unit_interval(cfg: DictConfig, key: str) -> None:
         raise ConfigError(f"{key} must be in [0, 1] (pixel scale), got {value!r}.")
 
 
+def _list(value, key: str, example: str) -> list:
+    if not isinstance(value, (list, ListConfig)):
+        raise ConfigError(f"{key} must be a list, e.g. `{key}=[{example}]`, got {value!r}.")
+    return list(value)
+
+
 def _names(value, key: str, allowed: Sequence[str]) -> None:
+    value = _list(value, key, ",".join(allowed[:2]))
     unknown = [v for v in value if v not in allowed]
     if unknown or not value:
         raise ConfigError(f"{key} has unknown or no entries {unknown or list(value)}; valid: {', '.join(allowed)}.")
@@ -91,12 +98,15 @@ def _names(value, key: str, allowed: Sequence[str]) -> None:
 
 def _validate_robustness(cfg: DictConfig) -> None:
     r = cfg.robustness
-    for key, values in (("robustness.eps", r.eps), ("robustness.autoattack.eps", r.autoattack.eps)):
-        for eps in values:
+    for key in ("robustness.eps", "robustness.autoattack.eps"):
+        for eps in _list(OmegaConf.select(cfg, key), key, "0.1,0.3"):
             if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
                 raise ConfigError(f"{key} holds {eps!r}; every eps must be in [0, 1] (pixel scale).")
     _names(r.attacks, "robustness.attacks", ATTACKS)
     _names(r.corruptions, "robustness.corruptions", CORRUPTIONS)
+    if not isinstance(r.get("severity"), DictConfig):
+        raise ConfigError(f"robustness.severity must map shifts to severity lists (see conf/robustness/), "
+                          f"got {r.get('severity')!r}.")
     _names(list(r.severity), "robustness.severity", SEVERITY_SHIFTS)
     _positive(cfg, "robustness.batch_size", int)
     _positive(cfg, "robustness.pgd.steps", int)
@@ -111,6 +121,41 @@ def _validate_robustness(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for values that would fail later, or worse, silently mislead."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        _validate(cfg)
+    except InterpolationResolutionError as err:  # e.g. `optim.lr=${nope}`
+        raise ConfigError(f"{err.full_key}: {str(err).splitlines()[0]}. Give a plain value, "
+                          f"or an interpolation that resolves (`${{data.batch_size}}`).") from None
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Hydra refuses a config group given a non-name (`model=0`, `~model=1`) with a bare
+    ValueError and a traceback; say it plainly first. Other override errors Hydra reports itself."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
+    except HydraException:
+        return
+    groups = {str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir()}
+    for o in parsed:
+        if o.is_sweep_override() or (o.key_or_group not in groups and not o.key_or_group.startswith("hydra/")):
+            continue
+        value = o.value()
+        if isinstance(value, dict) or (o.is_force_add() and not o.is_delete()):
+            continue
+        if (o.is_delete() and value is not None and not isinstance(value, str)) or \
+                (not o.is_delete() and not isinstance(value, str) and not (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            choices = sorted(p.stem for p in (CONF_DIR / o.key_or_group).glob("*.yaml"))
+            raise ConfigError(f"`{o.input_line}`: {o.key_or_group} is a config group; give the name of one of its "
+                              f"files{': ' + ', '.join(choices) if choices else ''}.")
+
+
+def _validate(cfg: DictConfig) -> None:
     for section in ("data", "model", "optim", "trainer", "tracking"):
         if not isinstance(cfg.get(section), DictConfig):
             raise ConfigError(f"The configuration has no `{section}` section; compose it from conf/.")
@@ -124,9 +169,11 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "optim.scheduler", SCHEDULERS)
     if cfg.model.arch == "mlp":
         _choice(cfg, "model.activation", ACTIVATIONS)
-        hidden = list(cfg.model.hidden)
-        if not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise ConfigError(f"model.hidden must be a list of positive widths, got {hidden}.")
+        hidden = cfg.model.get("hidden")
+        if not isinstance(hidden, ListConfig) or not all(
+                isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+            raise ConfigError(f"model.hidden must be a list of positive widths, e.g. `model.hidden=[128,64]`, "
+                              f"got {hidden!r}.")
     val_size = cfg.data.val_size
     if not isinstance(val_size, int) or not 0 < val_size < 60000:
         raise ConfigError(f"data.val_size must be an integer in 1..59999, got {val_size!r}.")
@@ -146,7 +193,7 @@ def validate(cfg: DictConfig) -> None:
     if "robustness" in cfg:
         _validate_robustness(cfg)
     dropout = cfg.model.get("dropout", 0.0)
-    if not 0.0 <= dropout < 1.0:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}.")
 
 
@@ -174,7 +221,9 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> object:
         hydra_cfg = HydraConfig.get()
-        if fresh_run_dir and not any(o.startswith("run_dir=") for o in hydra_cfg.overrides.task):
+        # As typed: an override holding `${...}` must not be resolved inside Hydra's own config.
+        typed = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+        if fresh_run_dir and not any(o.startswith("run_dir=") for o in typed):
             cfg.run_dir = hydra_cfg.runtime.output_dir
         try:
             validate(cfg)
@@ -193,6 +242,10 @@ def stage_main(prog: str, dvc_task: Callable[[DictConfig], object],
     if args[:1] == ["--params"]:
         params_main(args, dvc_task, prog)
     else:
+        try:
+            check_group_overrides(args)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
         hydra_main(hydra_task or dvc_task, fresh_run_dir)
 
 

@@ -10,7 +10,6 @@ it into the MLflow run that trained the model.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,12 +104,12 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
 
 def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
-    from pipeline import filters, plots, tracking
+    from pipeline import atomic, filters, plots, tracking
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
     metrics_path = run_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(metrics_path, result)
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     plots.write_csv(plot_dir / "confusion.csv",
                     [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions)])

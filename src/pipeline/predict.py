@@ -27,9 +27,10 @@ How an image becomes a model input (the way MNIST's own images were made):
   light (> 0.5 after scaling to [0, 1]), the image is dark-on-light (pen on
   paper) and is inverted. Then pixels are divided by 255, as in training.
 
-Bad input (missing path, not an image, wrong size or mode, empty folder) stops
-before any model is loaded, with a message naming the file and the fix, and
-exit code 2.
+Bad input (missing path, not an image, wrong size or mode, empty folder, a
+truncated file, a decompression bomb, more than MAX_PIXELS pixels) stops before
+any model is loaded, with a message naming the file and the fix, and exit code
+2. Sizes are checked from the file's header, before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
 SIZE = 28
 DEFAULT_MODEL = "models:/mnist-mlp@champion"
+# Largest image --fit decodes (a 24-megapixel photo): decoding needs ~9 bytes a pixel.
+MAX_PIXELS = 6000 * 4000
 
 
 class InputError(ValueError):
@@ -113,33 +116,55 @@ def _fit(pixels):
     return frame
 
 
+def _decode_gray(path: Path, img, fit: bool):
+    """Check mode and size from the header, then decode to float32 grayscale (memory stays bounded)."""
+    import numpy as np
+    from PIL import Image
+
+    mode, (width, height) = img.mode, img.size
+    if mode not in MODES:
+        raise InputError(f"{path}: image mode {mode} is not supported; save it as an 8-bit grayscale "
+                         f"or RGB PNG (supported modes: {', '.join(MODES)}).")
+    if not fit and (width, height) != (SIZE, SIZE):
+        raise InputError(f"{path} is {width}x{height} pixels; expected {SIZE}x{SIZE} (MNIST's size). "
+                         f"Pass --fit to crop to the digit and scale it as MNIST was prepared.")
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{path} is {width}x{height} pixels, more than --fit accepts ({MAX_PIXELS:,} pixels); "
+                         f"scale it down first.")
+    img.load()
+    if mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("LA", "RGBA"):
+        paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, img.convert("RGBA"))
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255
+
+
 def load_image(path: Path, fit: bool = False):
     """One image as float32 (28, 28) in [0, 1], light digit on dark background, as MNIST."""
+    import warnings
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode, (width, height) = img.mode, img.size
-            if mode not in MODES:
-                raise InputError(f"{path}: image mode {mode} is not supported; save it as an 8-bit grayscale "
-                                 f"or RGB PNG (supported modes: {', '.join(MODES)}).")
-            if not fit and (width, height) != (SIZE, SIZE):
-                raise InputError(f"{path} is {width}x{height} pixels; expected {SIZE}x{SIZE} (MNIST's size). "
-                                 f"Pass --fit to crop to the digit and scale it as MNIST was prepared.")
-            if mode == "P":
-                img = img.convert("RGBA")
-            if img.mode in ("LA", "RGBA"):
-                paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(paper, img.convert("RGBA"))
-            gray = np.asarray(img.convert("L"), dtype=np.float32) / 255
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; a bomb is refused either way.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only
+                gray = _decode_gray(path, img, fit)
+    except InputError:
+        raise
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF or WebP).")
-    except (OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, InputError):
-            raise
-        raise InputError(f"{path} could not be read as an image: {err}")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InputError(f"{path} is refused as a decompression bomb ({err}). Scale it down below "
+                         f"{MAX_PIXELS:,} pixels first.")
+    except MemoryError:
+        raise InputError(f"{path} needs more memory to decode than is available; scale it down first.")
+    except Exception as err:  # truncated or malformed data: decoders raise OSError, SyntaxError, EOFError, ...
+        raise InputError(f"{path} could not be read as an image ({type(err).__name__}: {str(err)[:200]}); "
+                         f"re-save it as PNG.")
     ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     if np.median(ring) > 0.5:  # light background: pen on paper -> MNIST's light-on-dark
         gray = 1.0 - gray
@@ -163,9 +188,10 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
         except Exception as err:  # not a checkpoint, or one holding more than tensors (refused unread)
             raise InputError(f"{checkpoint} is not a training checkpoint of this pipeline "
                              f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}")
-    from pipeline.tracking import load_registered_model, resolve_uri
+    from pipeline.tracking import check_store, load_registered_model, resolve_uri
 
     uri = resolve_uri(tracking_uri)
+    check_store(uri)
     model_uri = model_uri or DEFAULT_MODEL
     try:
         model = load_registered_model(uri, model_uri)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pipeline import atomic
 from pipeline import claims as claims_mod
 from pipeline import metric_names as names
 from pipeline.plots import _pyplot, _save
@@ -198,9 +198,7 @@ def build(cfg: DictConfig) -> dict[str, Path]:
     written = {}
     for name, text in (("report.md", to_markdown(blocks)), ("report.html", to_html(blocks))):
         path = out_dir / name
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)  # a reader never sees half a report
+        atomic.write_text(path, text)  # a reader never sees half a report
         written[name] = path
     for c in claims:
         print(f"[report] claim {c.number}: {c.verdict} - {c.measured}", flush=True)

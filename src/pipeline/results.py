@@ -9,7 +9,6 @@ the first job the figures of what its layers detect.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -53,6 +52,8 @@ def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     """reports/results/<preset>.json (and its figures), written atomically."""
     from pipeline import tracking
 
+    from pipeline import atomic
+
     data = collect(uri, parent_run_id)
     out_dir = Path(results_dir)
     figure_dir = out_dir / "figures"
@@ -69,7 +70,5 @@ def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
             data["figures"][Path(artifact).stem] = {"path": f"figures/{name}", "job": job["job"]}
             break
     path = out_dir / f"{data['preset']}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=1) + "\n")
     return path

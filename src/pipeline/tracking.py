@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,63 @@ def client(uri: str):
     """One client per store and process: building one costs seconds (it loads the store's plugins)."""
     from mlflow.tracking import MlflowClient
 
+    check_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+_checked_stores: set[str] = set()
+
+
+def check_store(uri: str) -> None:
+    """Once per process: stop on a damaged SQLite store, back it up when due, and back it
+    up before migrating an older MLflow schema (MLflow would refuse it otherwise). See store.py."""
+    from pipeline import store
+
+    db = store.sqlite_path(uri)
+    if uri in _checked_stores or db is None:
+        return
+    store.guard(db)
+    if db.is_file() and db.stat().st_size:
+        _migrate_with_backup(db, uri)
+    _checked_stores.add(uri)
+
+
+def _migrate_with_backup(db: Path, uri: str) -> None:
+    import mlflow
+
+    from pipeline import store
+
+    found = store.schema_version(db)
+    # The head revision costs ~25 ms to compute: remember it per MLflow version beside the backups.
+    known = store.backup_dir(db) / f".schema-head-{mlflow.__version__}"
+    head = known.read_text().strip() if known.is_file() else None
+    if found is None or found == head:
+        return
+    from mlflow.store.db import utils as db_utils
+
+    head = db_utils._get_latest_schema_revision()
+    if found != head:
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
+        if found not in {s.revision for s in scripts.walk_revisions()}:
+            raise store.damaged(db, f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
+                                    f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup")
+        saved = store.backup(db, f"before-schema-{head}")
+        print(f"[store] {db}: schema {found} -> {head} (MLflow {mlflow.__version__}); "
+              f"backup first: {saved}", file=sys.stderr, flush=True)
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri)
+        try:
+            db_utils._upgrade_db(engine)
+        finally:
+            engine.dispose()
+    try:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        known.write_text(head + "\n")
+    except OSError:  # a read-only folder: the head is computed again next time, nothing worse
+        pass
 
 
 def experiment_id(mlflow_client, name: str, uri: str) -> str:
@@ -190,6 +247,11 @@ def reopen_run(uri: str, run_id: str) -> None:
     client(uri).update_run(run_id, status="RUNNING")
 
 
+def log_failure(uri: str, run_id: str, message: str) -> None:
+    """Why a run failed, shown as its `failure` tag in the UI."""
+    client(uri).set_tag(run_id, "failure", message[:5000])
+
+
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(uri).set_terminated(run_id, status=status)
 
@@ -239,7 +301,9 @@ def read_run_ref(run_dir: str | Path) -> dict[str, Any]:
             f"{path} does not exist: train a model first (`dvc repro train` or "
             f"`python -m pipeline.train run_dir={run_dir}`)."
         )
-    return json.loads(path.read_text())
+    ref = json.loads(path.read_text())
+    check_store(ref.get("tracking_uri", ""))  # before the stage computes for minutes, not after
+    return ref
 
 
 @dataclass(frozen=True)

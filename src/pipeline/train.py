@@ -35,6 +35,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     from pipeline.callbacks import EpochHistory, EpochSeed
+    from pipeline.checkpoint_io import AtomicCheckpointIO
 
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
                                  mode="max", save_last=True, auto_insert_metric_name=False)
@@ -49,6 +50,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     settings = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                 if k in accepted and k not in _NOT_TRAINER_ARGS}
     trainer = L.Trainer(**settings, logger=False, default_root_dir=str(run_dir), callbacks=callbacks,
+                        plugins=[AtomicCheckpointIO()],
                         enable_progress_bar=live, num_sanity_val_steps=0, enable_model_summary=False)
     return trainer, checkpoint
 
@@ -59,7 +61,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     import torch
     from lightning.pytorch.utilities import rank_zero_only
 
-    from pipeline import tracking
+    from pipeline import atomic, tracking
     from pipeline.callbacks import stop_on_ctrl_c
     from pipeline.datamodule import MNISTDataModule
     from pipeline.models import count_parameters
@@ -99,8 +101,15 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint)
     except BaseException as err:
         # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        full = atomic.full_disk_error(err)
         if run is not None:
+            if full:
+                tracking.log_failure(run.uri, run.run_id, atomic.full_disk_message(full, run_dir))
             run.end(tracking.end_status(err))
+        if full:  # not a bug: one line that says where, and that the next run resumes
+            print(f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                  f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.", file=sys.stderr, flush=True)
+            raise SystemExit(1) from err
         if isinstance(err, SystemExit) and not err.code:
             # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
             # would take that for success. Exit as a process killed by SIGTERM does (143).
@@ -163,7 +172,7 @@ def run_hydra(cfg: DictConfig) -> float:
     from pipeline import stages
     from pipeline.sweep_ddp import one_ddp_job
 
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)  # as typed
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
     with one_ddp_job(cfg):
         result = fit(cfg, command.strip(), overrides)

@@ -70,6 +70,9 @@ def main(argv=None) -> int:
             print(f"error: {db} does not exist yet: run the pipeline first (`dvc repro` or "
                   f"`python -m pipeline.train`), or pass --tracking-uri.", file=sys.stderr)
             return 2
+    from pipeline.tracking import check_store
+
+    check_store(uri)  # a damaged store stops here, with the commands that recover it
     cmd = server_command(uri, args.host, args.port, args.workers, args.basic_auth)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host not in LOOPBACK:

@@ -12,7 +12,6 @@ Reads <run_dir>/run.json and the best checkpoint. Writes <run_dir>/robustness.js
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 import time
@@ -267,14 +266,14 @@ def _attack_and_eps(key: str) -> tuple[str, float]:
 
 def record(cfg: DictConfig, run, m: Robustness) -> None:
     """Write robustness.json, the curves and figures, and log the same numbers into the model's run."""
+    from pipeline import atomic, plots, tracking
     from pipeline import metric_names as names
-    from pipeline import plots, tracking
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
     result, curves, severity = m.result, m.curves, m.severity
     out_json = run_dir / "robustness.json"
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(out_json, result)
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
     files = [plots.write_csv(plot_dir / "adversarial.csv", curves),
              plots.write_csv(plot_dir / "corruptions.csv", m.corruptions)]
