@@ -41,6 +41,9 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from pipeline import tracking
 
+        # A sweeper that joins a shared study (hydra/sweeper=optuna_study) moves the jobs to the
+        # study's parent run: end and collect that one.
+        self.run_id = os.environ.get(PARENT_ENV) or getattr(self, "run_id", None)
         if getattr(self, "run_id", None):
             client = tracking.client(self.uri)
             children = client.search_runs([client.get_run(self.run_id).info.experiment_id],

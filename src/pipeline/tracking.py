@@ -182,6 +182,24 @@ def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(uri).set_terminated(run_id, status=status)
 
 
+def end_run_if_running(uri: str, run_id: str, status: str) -> None:
+    """End a run left RUNNING by a process that was killed; a run that ended stays as it ended."""
+    c = client(uri)
+    if c.get_run(run_id).info.status == "RUNNING":
+        c.set_terminated(run_id, status=status)
+
+
+def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_run(uri: str, run_id: str) -> None:
+    """Move a run to MLflow's trash (an empty sweep parent whose jobs went to another run)."""
+    client(uri).delete_run(run_id)
+
+
 def log_model(uri: str, run_id: str, model, registered_name: str | None) -> str | None:
     """Log a torch model as an MLflow model with a signature; register it if a name is given.
 
