@@ -140,6 +140,8 @@ def start_run(cfg, command: str, overrides: list[str] | None = None) -> tuple[st
     tags.update(_hydra_tags())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("SLURM_JOB_ID"):  # a SLURM job: find its files and accounting by this id
+        tags["slurm.job_id"] = os.environ["SLURM_JOB_ID"]
     if os.environ.get("PIPELINE_PARENT_RUN_ID"):  # a job of a Hydra sweep (see sweep.py)
         tags["mlflow.parentRunId"] = os.environ["PIPELINE_PARENT_RUN_ID"]
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 PARENT_ATTR = "mlflow.parent_run_id"
 OUTPUT_ATTR = "output_dir"
+HEARTBEAT_ATTR = "heartbeat"
 
 
 def distribution(override: Override):
@@ -69,14 +70,14 @@ def search_space(params: dict, arguments: Sequence[str]) -> tuple[dict, list[str
     return space, fixed
 
 
-def open_storage(url: str | None, heartbeat_interval: int, grace_period: int, max_retry: int):
+def open_storage(url: str | None):
     if not url:
         return None  # in memory: nothing survives this process
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage
 
+    # Several workers write to one SQLite file: wait for the lock rather than fail.
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
-                      grace_period=grace_period, failed_trial_callback=RetryFailedTrialCallback(max_retry=max_retry))
+    return RDBStorage(url, engine_kwargs=engine)
 
 
 def open_study(name: str, storage, sampler, direction: str):
@@ -104,38 +105,64 @@ def make_sampler(conf):
 
 def finished_count(study) -> int:
     """Trials that count towards n_trials: complete, pruned, or failed and not queued again."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
     return sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                or (t.state == TrialState.FAIL and t.number not in retried))
+
+
+def beat(storage, trial_id: int) -> None:
+    if storage is not None:  # in memory, no other process could take over the trial
+        storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
 
 @contextlib.contextmanager
 def heartbeat(storage, trial_ids: list[int], interval: float):
     """Tell the study these trials are alive while the launcher runs them."""
-    if storage is None:
-        yield
-        return
     stop = threading.Event()
 
-    def beat():
-        while True:
+    def loop():
+        while not stop.wait(interval):
             for trial_id in trial_ids:
                 with contextlib.suppress(Exception):  # a missed beat is harmless; the next one counts
-                    storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
+                    beat(storage, trial_id)
 
-    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread = threading.Thread(target=loop, name="optuna-heartbeat", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+def fail_stale_trials(study, grace_period: float, max_retry: int) -> list:
+    """RUNNING trials whose worker fell silent (killed, node lost): failed, and queued again with
+    the same parameters (at most max_retry times). Returns the trials this worker failed.
+
+    A trial counts from its last heartbeat, or from its start when killed before the first one.
+    Optuna's own heartbeats skip such a trial forever, hence these.
+    """
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    now, failed = time.time(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = trial.user_attrs.get(HEARTBEAT_ATTR) or trial.datetime_start.timestamp()
+        if now - last <= grace_period:
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError, optuna.exceptions.OptunaError):
+            continue  # another worker failed it first
+        failed.append(trial)
+        (now_failed,) = [t for t in study.get_trials(deepcopy=False) if t.number == trial.number]
+        RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, now_failed)
+    return failed
 
 
 class OptunaStudySweeper(Sweeper):
@@ -192,6 +219,8 @@ class OptunaStudySweeper(Sweeper):
         tracking, uri = self._tracking()
         for trial in stale:
             out = trial.user_attrs.get(OUTPUT_ATTR)
+            if out is None:  # killed before its job started: no MLflow run yet
+                continue
             with contextlib.suppress(FileNotFoundError, ValueError):
                 ref = tracking.read_run_ref(out)
                 tracking.end_run_if_running(uri, ref["run_id"], "KILLED")
@@ -219,26 +248,23 @@ class OptunaStudySweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         import optuna
 
-        # Heartbeats outside Study.optimize and their helpers are flagged experimental; this
-        # sweeper relies on them on purpose (tests cover them).
+        # RetryHeartbeatStaleTrialCallback is flagged experimental; this sweeper relies on it on purpose
+        # (the resume test covers it).
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         from optuna.trial import TrialState
 
         c = self.conf
         space, fixed = search_space(OmegaConf.to_container(c.params, resolve=True) if c.params else {}, arguments)
-        storage = open_storage(c.storage, c.heartbeat_interval, c.grace_period, c.max_retry)
+        storage = open_storage(c.storage)
         study, created = open_study(c.study_name, storage, make_sampler(c.sampler), c.direction)
         parent = self._join_parent_run(study, created)
         print(f"[optuna] study '{study.study_name}' ({'new' if created else 'joined'}, storage "
               f"{c.storage or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished", flush=True)
 
         while True:
-            running_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             if storage is not None:
-                optuna.storages.fail_stale_trials(study)
+                self._end_stale_runs(fail_stale_trials(study, c.grace_period, c.max_retry))
             trials = study.get_trials(deepcopy=False)
-            self._end_stale_runs([t for t in trials if t.number in running_before and t.state == TrialState.FAIL])
             waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
             running = sum(1 for t in trials if t.state == TrialState.RUNNING)
             fresh = c.n_trials - finished_count(study) - running - waiting
@@ -249,6 +275,8 @@ class OptunaStudySweeper(Sweeper):
                 time.sleep(min(c.heartbeat_interval, 10))  # other workers' trials, or a killed one's
                 continue
             asked = [study.ask(space) for _ in range(batch)]
+            for trial in asked:
+                beat(storage, trial._trial_id)
             jobs = []
             for trial in asked:
                 out = self.sweep_dir / f"trial-{trial.number}"
