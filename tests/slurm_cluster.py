@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The node is this host by its own name, which resolves: DDP ranks meet at the address of the
-# first node in SLURM_NODELIST.
+# Two nodes on this one host (Debian builds slurmd with MULTIPLE_SLURMD: one slurmd per node,
+# each on its own port). The first is named after the host, which resolves: DDP ranks meet at
+# the address of the first node in SLURM_NODELIST.
 NODE = socket.gethostname()
+NODES = (NODE, f"{NODE}-b")
 
 
 def available() -> str | None:
@@ -67,25 +69,24 @@ class Cluster:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.folder.glob("*.log")))
 
 
-def _config(folder: Path, ctld_port: int, slurmd_port: int, munge_socket: Path) -> str:
+def _config(folder: Path, ctld_port: int, slurmd_ports: list[int], munge_socket: Path) -> str:
     mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 // 2
     return f"""\
 ClusterName=pipetest
 SlurmctldHost={NODE}(127.0.0.1)
 MailProg=/bin/true
 SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={munge_socket}
 StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
+SlurmdSpoolDir={folder}/spool/%n
 SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
+SlurmdPidFile={folder}/slurmd-%n.pid
 SlurmctldLogFile={folder}/slurmctld.log
-SlurmdLogFile={folder}/slurmd.log
+SlurmdLogFile={folder}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -99,9 +100,9 @@ JobCompLoc={folder}/jobcomp.txt
 MinJobAge=3600
 DefMemPerCPU=1024
 KillWait=10
-NodeName={NODE} NodeAddr=127.0.0.1 CPUs=2 RealMemory={mem_mb} State=UNKNOWN
-PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
-"""
+""" + "".join(f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={NODE} Port={port} CPUs=2 "
+              f"RealMemory={mem_mb} State=UNKNOWN\n" for name, port in zip(NODES, slurmd_ports)) + \
+        f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4\n"
 
 
 def _stop(pid: int) -> None:
@@ -121,18 +122,18 @@ def _stop(pid: int) -> None:
 def cluster(folder: Path):
     """Start munged, slurmctld and slurmd; stop every one of them on the way out, whatever happened."""
     folder.mkdir(parents=True, exist_ok=True)
-    for sub in ("state", "spool", "munge"):
-        (folder / sub).mkdir(exist_ok=True)
+    for sub in ("state", "munge", *(f"spool/{n}" for n in NODES)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
     munge_socket = folder / "munge" / "munge.socket"
     conf = folder / "slurm.conf"
-    conf.write_text(_config(folder, _free_port(), _free_port(), munge_socket))
+    conf.write_text(_config(folder, _free_port(), [_free_port() for _ in NODES], munge_socket))
     c = Cluster(folder, env={"SLURM_CONF": str(conf)})
     daemons = [
         ("munged", ["munged", "--force", f"--socket={munge_socket}", f"--pid-file={folder}/munge/munged.pid",
                     f"--log-file={folder}/munged.log", f"--seed-file={folder}/munge/seed"],
          folder / "munge" / "munged.pid"),
         ("slurmctld", ["slurmctld", "-i", "-f", str(conf)], folder / "slurmctld.pid"),
-        ("slurmd", ["slurmd", "-f", str(conf)], folder / "slurmd.pid"),
+        *((f"slurmd {n}", ["slurmd", "-N", n, "-f", str(conf)], folder / f"slurmd-{n}.pid") for n in NODES),
     ]
     try:
         for name, cmd, pidfile in daemons:
@@ -145,9 +146,9 @@ def cluster(folder: Path):
             else:
                 raise RuntimeError(f"{name} did not start:\n{c.logs()}")
             c.pids.append(int(pidfile.read_text().split()[0]))
-        for _ in range(120):  # the node registers and becomes idle
-            state = c.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.strip()
-            if state.startswith("idle"):
+        for _ in range(120):  # the nodes register and become idle
+            state = c.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.split()
+            if state == ["idle"] * len(NODES):
                 break
             time.sleep(0.5)
         else:

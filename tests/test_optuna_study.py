@@ -4,6 +4,7 @@ the study's parent run, which carries the best trial."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,14 +72,15 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     storage, uri = f"sqlite:///{tmp_path}/study.db", f"sqlite:///{tmp_path}/mlflow.db"
     proc = start(sweep_args(tmp_path, storage, uri, mnist_root, 3, "first"), tmp_path, tmp_path / "first.log")
     try:
-        # Kill the worker (SIGKILL: no clean-up at all) while trial 1 runs, after trial 0 finished.
+        # Kill the worker (SIGKILL: no clean-up at all) while trial 1 trains, after trial 0 finished.
         deadline = time.monotonic() + 300
         while True:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the first worker never reached its second trial"
             if (tmp_path / "study.db").exists():
                 with_state = trials_by_state(storage)
-                if with_state.get("COMPLETE") and any(t.number == 1 for t in with_state.get("RUNNING", [])):
+                if with_state.get("COMPLETE") and any(t.number == 1 for t in with_state.get("RUNNING", [])) \
+                        and (tmp_path / "first" / "trial-1" / "run.json").is_file():
                     break
             time.sleep(0.2)
     finally:
@@ -113,8 +115,8 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     assert parent.data.metrics["best/value"] == pytest.approx(best.value)
     assert parent.info.status == "FINISHED"
     # The killed trial's MLflow run does not stay RUNNING.
-    killed_run = client.get_run(__import__("json").loads((tmp_path / "first" / f"trial-{killed.number}" / "run.json")
-                                                         .read_text())["run_id"])
+    ref = json.loads((tmp_path / "first" / f"trial-{killed.number}" / "run.json").read_text())
+    killed_run = client.get_run(ref["run_id"])
     assert killed_run.info.status == "KILLED"
 
 

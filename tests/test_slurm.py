@@ -96,6 +96,26 @@ def test_ddp_training_with_two_slurm_tasks(cluster, tmp_path, mnist_root):
     assert json.loads((sweep / "0" / "run.json").read_text())["run_id"] == run.info.run_id
 
 
+def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
+    """num_nodes=2: one task on each of the cluster's two slurmd nodes (both on this host)."""
+    uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
+    result = run_module("pipeline.train", "-m", "hydra/launcher=slurm_ddp", "trainer=ddp_cpu", "trainer.num_nodes=2",
+                        "trainer.devices=1", "seed=7", *TINY, *SMALL_JOBS, "hydra.launcher.gpus_per_node=null",
+                        "hydra.launcher.cpus_per_task=1", "hydra.launcher.setup=[]", f"tracking.uri={uri}",
+                        f"data.root={mnist_root}", f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=cluster.env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
+
+    client, children, parents = runs(uri)
+    (run,) = children
+    assert run.info.status == "FINISHED" and run.data.params["trainer.num_nodes"] == "2"
+    job = wait_finished(cluster, run.data.tags["slurm.job_id"])
+    assert job["JobState"] == "COMPLETED" and job["NodeCnt"] == "2" and job["ProcCnt"] == "2"
+    logs = sorted((sweep / ".submitit").rglob("*_log.err"))
+    assert len(logs) == 2
+    for rank, path in enumerate(logs):
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in path.read_text()
+
+
 def sbatch(cluster, tmp_path: Path, args: list[str], log: str) -> str:
     cmd = " ".join([sys.executable, "-m", "pipeline.train", *args])
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
