@@ -106,7 +106,8 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
 
     client, runs = children(uri)
     by_trial = {int(r.data.tags["optuna.trial"]): r for r in runs}
-    assert set(by_trial) == set(complete)
+    assert set(by_trial) == set(complete) | {killed.number}
+    assert all(by_trial[n].info.status == "FINISHED" for n in complete)
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
     assert len(parents) == 1
     parent = client.get_run(parents.pop())
@@ -117,12 +118,20 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     # The killed trial's MLflow run does not stay RUNNING.
     ref = json.loads((tmp_path / "first" / f"trial-{killed.number}" / "run.json").read_text())
     killed_run = client.get_run(ref["run_id"])
-    assert killed_run.info.status == "KILLED"
+    assert killed_run.info.status == "KILLED" and killed_run.data.tags["sweep.retried"] == "true"
+    assert killed_run.info.run_id == by_trial[killed.number].info.run_id
+    # A resumed worker does not replay the first worker's seeded draws.
+    assert len({tuple(sorted(t.params.items())) for t in complete.values() if t.number != retries[0].number}) == 2
 
 
 @pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path, mnist_root):
+    from pipeline import tracking
+
     storage, uri = f"sqlite:///{tmp_path}/study.db", f"sqlite:///{tmp_path}/mlflow.db"
+    # The store exists before the workers start, as a team's store does (MLflow cannot create
+    # one SQLite store from two processes at the same moment).
+    tracking.experiment_id(tracking.client(uri), "mnist", uri)
     workers = [start(sweep_args(tmp_path, storage, uri, mnist_root, 6, f"worker{i}"), tmp_path,
                      tmp_path / f"worker{i}.log") for i in (1, 2)]
     try:

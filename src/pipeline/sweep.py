@@ -19,6 +19,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
+# Tag of a job's run that was interrupted and run again as another job (a retried Optuna trial).
+RETRIED_TAG = "sweep.retried"
 
 
 class SweepTracking(Callback):
@@ -48,7 +50,7 @@ class SweepTracking(Callback):
             client = tracking.client(self.uri)
             children = client.search_runs([client.get_run(self.run_id).info.experiment_id],
                                           filter_string=f"tags.mlflow.parentRunId = '{self.run_id}'")
-            failed = [c for c in children if c.info.status != "FINISHED"]
+            failed = [c for c in children if c.info.status != "FINISHED" and c.data.tags.get(RETRIED_TAG) != "true"]
             tracking.log_metrics(self.uri, self.run_id, {"sweep/jobs": len(children), "sweep/failed": len(failed)})
             tracking.end_run(self.uri, self.run_id, "FAILED" if failed else "FINISHED")
             preset = config.hydra.runtime.choices.get("experiment")

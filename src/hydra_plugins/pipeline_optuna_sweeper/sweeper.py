@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
 import threading
 import time
 import warnings
@@ -32,6 +33,8 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+from pipeline.sweep import PARENT_ENV, RETRIED_TAG
 
 PARENT_ATTR = "mlflow.parent_run_id"
 OUTPUT_ATTR = "output_dir"
@@ -94,13 +97,18 @@ def open_study(name: str, storage, sampler, direction: str):
         return study, False
 
 
-def make_sampler(conf):
+def make_sampler(conf, salt: str = ""):
+    import hashlib
+
     import optuna
 
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     if conf.name not in samplers:
         raise ValueError(f"hydra.sweeper.sampler.name={conf.name}: choose one of {sorted(samplers)}")
-    return samplers[conf.name](seed=conf.seed)
+    seed = conf.seed
+    if seed is not None and salt:
+        seed = int.from_bytes(hashlib.sha256(f"{seed}:{salt}".encode()).digest()[:4], "little")
+    return samplers[conf.name](seed=seed)
 
 
 def finished_count(study) -> int:
@@ -183,8 +191,6 @@ class OptunaStudySweeper(Sweeper):
 
     def _join_parent_run(self, study, created: bool) -> str | None:
         """The study's parent run: this sweep's own when it created the study, else the creator's."""
-        from pipeline.sweep import PARENT_ENV
-
         tracking, uri = self._tracking()
         own = os.environ.get(PARENT_ENV)
         if created and own:
@@ -196,6 +202,7 @@ class OptunaStudySweeper(Sweeper):
             time.sleep(1)  # the creating worker is recording it
         parent = study.user_attrs.get(PARENT_ATTR)
         if parent and own and parent != own:
+            tracking.end_run(uri, own)
             tracking.delete_run(uri, own)  # this sweep's empty parent: its trials go to the study's
             os.environ[PARENT_ENV] = parent
             tracking.reopen_run(uri, parent)
@@ -224,6 +231,8 @@ class OptunaStudySweeper(Sweeper):
             with contextlib.suppress(FileNotFoundError, ValueError):
                 ref = tracking.read_run_ref(out)
                 tracking.end_run_if_running(uri, ref["run_id"], "KILLED")
+                # The sweep's failure count skips it: the trial runs again under a new number.
+                tracking.set_tags(uri, ref["run_id"], {"optuna.trial": str(trial.number), RETRIED_TAG: "true"})
 
     def _log_best(self, study, parent: str | None) -> None:
         from optuna.trial import TrialState
@@ -257,6 +266,10 @@ class OptunaStudySweeper(Sweeper):
         space, fixed = search_space(OmegaConf.to_container(c.params, resolve=True) if c.params else {}, arguments)
         storage = open_storage(c.storage)
         study, created = open_study(c.study_name, storage, make_sampler(c.sampler), c.direction)
+        if not created:
+            # A worker that joins (or resumes) the study must not replay the creator's seeded
+            # draws: the same seed would propose the same parameters again.
+            study.sampler = make_sampler(c.sampler, salt=f"{socket.gethostname()}:{os.getpid()}:{len(study.trials)}")
         parent = self._join_parent_run(study, created)
         print(f"[optuna] study '{study.study_name}' ({'new' if created else 'joined'}, storage "
               f"{c.storage or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished", flush=True)
