@@ -117,7 +117,9 @@ def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
 
 
 def sbatch(cluster, tmp_path: Path, args: list[str], log: str) -> str:
-    cmd = " ".join([sys.executable, "-m", "pipeline.train", *args])
+    # exec: the training is the batch script's own process, as docs/scale-out.md advises, so
+    # scancel's SIGTERM finds it and no shell in between ends the job step before it stops.
+    cmd = " ".join(["exec", sys.executable, "-m", "pipeline.train", *args])
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out = subprocess.run(["sbatch", "--parsable", "--ntasks=1", "--mem=1G", f"--chdir={tmp_path}",
                           f"--output={tmp_path / log}", "--wrap", cmd], env={**env, **cluster.env, "PYTHONUNBUFFERED": "1"},

@@ -80,7 +80,15 @@ def open_storage(url: str | None):
 
     # Several workers write to one SQLite file: wait for the lock rather than fail.
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return RDBStorage(url, engine_kwargs=engine)
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=engine)
+        except Exception:
+            # Workers that start together race to create the tables of a new database; the
+            # loser finds them made a moment later.
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
 
 
 def open_study(name: str, storage, sampler, direction: str):
