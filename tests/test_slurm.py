@@ -33,8 +33,11 @@ def cluster(tmp_path_factory):
 
 
 def wait_finished(cluster, job_id: str, timeout: float = 540) -> dict:
+    """The job's completion record, once its processes are gone too (a cancelled job is
+    recorded at once, while its processes still have KillWait seconds to stop)."""
     deadline = time.monotonic() + timeout
-    while job_id not in cluster.completed():
+    while job_id not in cluster.completed() or \
+            cluster.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False).stdout.strip():
         assert time.monotonic() < deadline, f"job {job_id} did not finish:\n{cluster.logs()}"
         time.sleep(1)
     return cluster.completed()[job_id]
