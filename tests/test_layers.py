@@ -23,7 +23,9 @@ LAYERS = [
     ("stage entries: compute, then record", {
         "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage", "pipeline.robustness.__main__",
         "pipeline.predict", "pipeline.ui"}),
-    ("many runs at once", {"pipeline.results", "pipeline.claims", "pipeline.sweep", "pipeline.report"}),
+    ("many runs at once", {"pipeline.results", "pipeline.claims", "pipeline.sweep", "pipeline.report",
+                           "hydra_plugins.pipeline_optuna_sweeper", "hydra_plugins.pipeline_optuna_sweeper.sweeper",
+                           "hydra_plugins.pipeline_optuna_sweeper.config"}),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 SOURCES = sorted(SRC.rglob("*.py"))

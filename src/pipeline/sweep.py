@@ -16,6 +16,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+# Tag of a job's run that was interrupted and run again as another job (a retried Optuna trial).
+RETRIED_TAG = "sweep.retried"
+
 
 class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -37,8 +40,11 @@ class SweepTracking(Callback):
         run = getattr(self, "run", None)
         if run is None:
             return
+        # A sweeper that joins a shared study (hydra/sweeper=optuna_study) moves the jobs to the
+        # study's parent run: end and collect that one.
+        run = tracking.Run(run.uri, tracking.sweep_parent_id() or run.run_id)
         children = tracking.child_runs(run.uri, run.run_id)
-        failed = [c for c in children if c.info.status != "FINISHED"]
+        failed = [c for c in children if c.info.status != "FINISHED" and c.data.tags.get(RETRIED_TAG) != "true"]
         run.log_metrics({"sweep/jobs": len(children), "sweep/failed": len(failed)})
         run.end("FAILED" if failed else "FINISHED")
         preset = config.hydra.runtime.choices.get("experiment")

@@ -209,6 +209,8 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
     tags.update(_hydra_tags())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("SLURM_JOB_ID"):  # a SLURM job: find its files and accounting by this id
+        tags["slurm.job_id"] = os.environ["SLURM_JOB_ID"]
     if parent_run_id:  # a job of a Hydra sweep (see sweep.py)
         tags["mlflow.parentRunId"] = parent_run_id
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)
@@ -254,6 +256,24 @@ def log_failure(uri: str, run_id: str, message: str) -> None:
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(uri).set_terminated(run_id, status=status)
+
+
+def end_run_if_running(uri: str, run_id: str, status: str) -> None:
+    """End a run left RUNNING by a process that was killed; a run that ended stays as it ended."""
+    c = client(uri)
+    if c.get_run(run_id).info.status == "RUNNING":
+        c.set_terminated(run_id, status=status)
+
+
+def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_run(uri: str, run_id: str) -> None:
+    """Move a run to MLflow's trash (an empty sweep parent whose jobs went to another run)."""
+    client(uri).delete_run(run_id)
 
 
 def log_model(uri: str, run_id: str, model, registered_name: str | None) -> str | None:
