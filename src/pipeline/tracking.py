@@ -102,7 +102,7 @@ def run_name(cfg) -> str:
 
 
 def _hydra_tags() -> dict[str, str]:
-    """The `+experiment=<preset>` of the running Hydra app and, in a sweep, the job's number."""
+    """The `experiment=<preset>` of the running Hydra app and, in a sweep, the job's number."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
