@@ -165,6 +165,9 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
             _clear_stale_outputs(run_dir)
             run_id, uri = tracking.start_run(cfg, command, overrides)
             tracking.log_params(uri, run_id, {"model.parameters": n_params, "config.fingerprint": fingerprint})
+            from pipeline.data import dataset_record
+
+            tracking.log_dataset(uri, run_id, **dataset_record(cfg.data))
         tracking.write_run_ref(run_dir, run_id, uri, experiment=cfg.tracking.experiment,
                                config_hash=fingerprint, state="training")
         print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run_id} in {uri}", flush=True)
@@ -240,14 +243,27 @@ def _fit_and_record(cfg: DictConfig, run_dir: Path, module, datamodule, uri: str
                            state="completed", best_checkpoint=str(best), val_best_acc=best_val,
                            train_seconds=train_seconds)
     tracking.log_artifact(uri, run_id, best, "checkpoints")
-    if cfg.tracking.log_model:
+    if registers_model(cfg):
         from pipeline.models import load_checkpoint
 
-        version = tracking.log_model(uri, run_id, load_checkpoint(best), cfg.tracking.registered_model)
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        version = tracking.log_model(uri, run_id, load_checkpoint(best), model_cfg, cfg.tracking.registered_model)
         print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
     print(f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
           f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}", flush=True)
     return {"run_id": run_id, "tracking_uri": uri, "best_checkpoint": best, "val/acc": best_val}
+
+
+def registers_model(cfg: DictConfig) -> bool:
+    """tracking.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
+    (a preset sweep would otherwise leave dozens of versions in the registry)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not cfg.tracking.log_model:
+        return False
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return not in_sweep or bool(cfg.tracking.get("register_sweep_jobs", False))
 
 
 def run_dvc(cfg: DictConfig) -> None:
