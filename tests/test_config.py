@@ -91,3 +91,14 @@ def test_config_name_lists_match_the_robustness_registries():
     assert list(config.CORRUPTIONS) == list(CORRUPTIONS)
     assert set(config.SEVERITY_SHIFTS) == set(SEVERITY_SHIFTS)
     assert list(compose().robustness.corruptions) == list(CORRUPTIONS)  # the full profile runs all 15
+
+
+def test_presets_fill_the_experiment_slot_and_the_older_plus_spelling_still_works():
+    slot = compose(["experiment=claim_mlp"])
+    assert slot.robustness.after_training is True  # the preset's own robustness choice (claims)
+    assert OmegaConf.to_yaml(compose(["+experiment=claim_mlp"])) == OmegaConf.to_yaml(slot)
+    assert "after_training: false" in OmegaConf.to_yaml(compose()).replace("after_training: False", "")
+    for spelling in ("experiment=cnn", "+experiment=cnn"):  # the command line, through Hydra's own parser
+        out = run_module("pipeline.train", spelling, "--cfg", "job", "--package", "model", timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "arch: cnn" in out.stdout

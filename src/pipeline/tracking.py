@@ -134,11 +134,12 @@ def _is_dvc_managed(path: str, managed: set[str]) -> bool:
 
 def git_state() -> dict[str, str]:
     """The commit the code came from, as MLflow's own tags and ours; `git.dirty` ignores files DVC manages."""
-    def git(*args: str) -> str:
+    def git(*args: str, strip: bool = True) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
+        return out.strip() if strip else out
 
     commit = git("rev-parse", "HEAD")
     if not commit:
@@ -147,7 +148,7 @@ def git_state() -> dict[str, str]:
     managed = dvc_managed_paths(top or ".")
     # -z: paths verbatim (no quoting); each entry is "XY path" (renames add the old path after a NUL).
     changed = [entry[3:] for entry in git("-C", top or ".", "status", "--porcelain", "-z",
-                                          "--untracked-files=no").split("\0") if len(entry) > 3]
+                                          "--untracked-files=no", strip=False).split("\0") if len(entry) > 3]
     dirty = any(not _is_dvc_managed(p, managed) for p in changed)
     tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
     branch = git("rev-parse", "--abbrev-ref", "HEAD")
