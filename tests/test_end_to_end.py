@@ -80,7 +80,7 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
     assert json.loads(entry.dataset.source)["url"].startswith("https://")
     tags = run.data.tags
     assert tags["mlflow.source.git.commit"] == tags["git.commit"] != "unknown"
-    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"].startswith("python -m pipeline.train")
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"] == "python -m pipeline.train"
     assert tags["mlflow.user"]
 
 

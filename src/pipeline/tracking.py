@@ -141,17 +141,18 @@ def git_state() -> dict[str, str]:
             return ""
         return out.strip() if strip else out
 
-    commit = git("rev-parse", "HEAD")
+    # The working directory's repository (DVC's queue runs in copies of it), else the one this code lives in.
+    top = git("rev-parse", "--show-toplevel") or git("-C", str(Path(__file__).parent), "rev-parse", "--show-toplevel")
+    commit = git("-C", top, "rev-parse", "HEAD") if top else ""
     if not commit:
         return {"git.commit": "unknown", "git.dirty": "false"}
-    top = git("rev-parse", "--show-toplevel")
-    managed = dvc_managed_paths(top or ".")
+    managed = dvc_managed_paths(top)
     # -z: paths verbatim (no quoting); each entry is "XY path" (renames add the old path after a NUL).
-    changed = [entry[3:] for entry in git("-C", top or ".", "status", "--porcelain", "-z",
-                                          "--untracked-files=no", strip=False).split("\0") if len(entry) > 3]
+    changed = [entry[3:] for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no",
+                                          strip=False).split("\0") if len(entry) > 3]
     dirty = any(not _is_dvc_managed(p, managed) for p in changed)
     tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
-    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    branch = git("-C", top, "rev-parse", "--abbrev-ref", "HEAD")
     if branch and branch != "HEAD":
         tags["mlflow.source.git.branch"] = branch
     return tags
@@ -165,7 +166,15 @@ def system_tags(command: str) -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         user = "unknown"
-    return {"mlflow.user": user, "mlflow.source.type": "LOCAL", "mlflow.source.name": command[:500]}
+    # The UI's Source column shows the last path component of the name: the program, without its
+    # arguments (paths among them would show as "mlflow.db ..."); the full command is in the description.
+    program = []
+    for word in command.split("  #")[0].split():
+        if "=" in word or "/" in word:
+            break
+        program.append(word)
+    return {"mlflow.user": user, "mlflow.source.type": "LOCAL",
+            "mlflow.source.name": " ".join(program)[:500] or "pipeline"}
 
 
 def run_name(cfg) -> str:
