@@ -252,8 +252,8 @@ def brittleness_claim(results: dict, main_robustness: dict | None) -> Claim:
                 continue
             pgd.append(j["metrics"]["robust/pgd_acc_eps0.1"] / max(j["metrics"]["robust/clean_acc"], 1e-9))
             label = j["params"].get("model.name", "?")
-            setting = " ".join(o for o in j["overrides"].split() if not o.startswith(("+experiment", "experiment=", "tracking.",
-                                                                                          "data.root")))
+            setting = " ".join(o for o in j["overrides"].split()
+                               if not o.startswith(("+experiment", "experiment=", "tracking.", "data.root")))
             rows.append([preset, f"{label} {setting}".strip(), *[
                 f"{j['metrics'][k]:.3f}" if k.startswith("ood") else _pct(j["metrics"].get(k), 1) for k in BRITTLE]])
     if main_robustness:

@@ -1,6 +1,7 @@
 """The model registry: which registered version is the champion.
 
-Every trained model is registered as `mnist-<model>` (see tracking.log_model).
+Every single training run registers its model as `mnist-<model>` (see tracking.log_model;
+sweep jobs only with tracking.register_sweep_jobs=true).
 After each evaluation, `update_champion` gives the alias `champion` to the
 version whose run has the best `test/acc` among all versions of that registered
 model, so `models:/mnist-mlp@champion` always names the best one measured:
