@@ -1,6 +1,6 @@
 """GPU readiness (needs CUDA; without it every row says "skipped: no CUDA device").
 
-    CNN to 99.5 %   +experiment=cnn with trainer=gpu trainer.precision=bf16-mixed: data resident on the
+    CNN to 99.5 %   experiment=cnn with trainer=gpu trainer.precision=bf16-mixed: data resident on the
                     GPU (MNISTDataModule puts the tensors on the root device), channels_last from
                     conf/model/cnn.yaml; seconds of training to 99.5 % test accuracy, target <= 10 s
                     (an H100). Measured with time_to_accuracy.train_to_accuracy: the Trainer `fit` builds
@@ -24,7 +24,7 @@ import torch
 
 from benchmarks.common import clean_env, data_root, median, row, skipped
 
-GPU = ["+experiment=cnn", "trainer=gpu", "trainer.precision=bf16-mixed"]
+GPU = ["experiment=cnn", "trainer=gpu", "trainer.precision=bf16-mixed"]
 
 
 def epoch_seconds(overrides: list[str], tmp: Path) -> list[float]:
@@ -71,7 +71,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     times = {}
     for label, extra in (("1", ["trainer=gpu"]), (str(n), ["trainer=ddp", f"trainer.devices={n}"])):
         with tempfile.TemporaryDirectory(prefix="bench-ddp-") as tmp:
-            times[label] = median(epoch_seconds(["+experiment=cnn", *extra, "trainer.max_epochs=3"], Path(tmp))[1:])
+            times[label] = median(epoch_seconds(["experiment=cnn", *extra, "trainer.max_epochs=3"], Path(tmp))[1:])
     efficiency = times["1"] / (n * times[str(n)])
     rows.append(row("gpu", f"DDP scaling efficiency, {n} GPUs", efficiency, unit="", target=None,
                     note=f"{times['1']:.2f} s/epoch on 1 GPU, {times[str(n)]:.2f} s/epoch on {n}",

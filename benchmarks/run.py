@@ -45,7 +45,7 @@ def parse(argv=None) -> argparse.Namespace:
                    help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): a smoke test, not a measurement")
     p.add_argument("--repeats", type=int, default=5, help="repeats per measurement, interleaved A/B (default 5)")
-    p.add_argument("--full", action="store_true", help="also the CNN (+experiment=cnn) to 99.5%% (~5 min on a CPU)")
+    p.add_argument("--full", action="store_true", help="also the CNN (experiment=cnn) to 99.5%% (~5 min on a CPU)")
     p.add_argument("--dvc", action="store_true",
                    help="also the wall time of the default pipeline's stages (train, evaluate, robustness)")
     p.add_argument("--threads", type=int, default=None,

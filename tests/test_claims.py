@@ -33,7 +33,7 @@ def test_every_preset_has_a_tiny_sweep():
 def test_preset_composes_to_a_valid_config(preset):
     from pipeline.config import validate
 
-    cfg = compose([f"+experiment={preset}"])
+    cfg = compose([f"experiment={preset}"])
     validate(cfg)
     assert cfg.robustness.after_training is (preset != "optuna_mlp")
     if preset in ("claim_cnn", "claim_samples_cnn"):
@@ -54,7 +54,7 @@ def swept(tmp_path_factory, mnist_root):
     outputs = {}
     for preset in PRESETS:
         job = [o for o in TINY_JOB if o.split("=")[0] not in {t.split("=")[0] for t in TINY_SWEEP[preset]}]
-        outputs[preset] = run_module("pipeline.train", f"+experiment={preset}", *TINY_SWEEP[preset], *job,
+        outputs[preset] = run_module("pipeline.train", f"experiment={preset}", *TINY_SWEEP[preset], *job,
                                      f"tracking.uri={uri}", f"data.root={mnist_root}",
                                      f"hydra.sweep.dir={root}/multirun/{preset}", cwd=root)
     return root, uri, outputs
@@ -112,7 +112,7 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     for number in "12345678":
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
-    assert "python -m pipeline.train +experiment=claim_cnn" in md
+    assert "python -m pipeline.train experiment=claim_cnn" in md
     for figure in ("activations", "scaling", "samples", "linear"):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000
         assert f"figures/{figure}.png" in md and f'src="figures/{figure}.png"' in page

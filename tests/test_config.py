@@ -99,3 +99,14 @@ def test_config_choices_match_the_builders():
     assert list(config.ARCHS) == list(builders.MODELS)
     assert list(config.OPTIMIZERS) == list(builders.OPTIMIZERS)
     assert list(config.SCHEDULERS) == list(builders.SCHEDULERS)
+
+
+def test_presets_fill_the_experiment_slot_and_the_older_plus_spelling_still_works():
+    slot = compose(["experiment=claim_mlp"])
+    assert slot.robustness.after_training is True  # the preset's own robustness choice (claims)
+    assert OmegaConf.to_yaml(compose(["+experiment=claim_mlp"])) == OmegaConf.to_yaml(slot)
+    assert "after_training: false" in OmegaConf.to_yaml(compose()).replace("after_training: False", "")
+    for spelling in ("experiment=cnn", "+experiment=cnn"):  # the command line, through Hydra's own parser
+        out = run_module("pipeline.train", spelling, "--cfg", "job", "--package", "model", timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "arch: cnn" in out.stdout

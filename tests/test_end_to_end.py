@@ -64,6 +64,26 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert version.run_id == run.info.run_id
 
 
+def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
+    from pipeline.data import IDX_SHA256, dataset_digest
+
+    _, uri, _ = tiny_run
+    client, run = _only_run(uri)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
+    (entry,) = run.inputs.dataset_inputs
+    assert (entry.dataset.name, entry.dataset.digest) == ("mnist", dataset_digest())
+    assert [(t.key, t.value) for t in entry.tags] == [("mlflow.data.context", "training")]
+    profile = json.loads(entry.dataset.profile)
+    assert profile["num_rows"] == {"train": 2000, "validation": 5000, "test": 10000}
+    assert profile["official_sha256"] == IDX_SHA256
+    assert json.loads(entry.dataset.source)["url"].startswith("https://")
+    tags = run.data.tags
+    assert tags["mlflow.source.git.commit"] == tags["git.commit"] != "unknown"
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"] == "python -m pipeline.train"
+    assert tags["mlflow.user"]
+
+
 def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_root):
     run_dir, uri, _ = tiny_run
     out = run_module("pipeline.robustness", f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}",

@@ -58,3 +58,25 @@ def mlflow_server(tmp_path):
 def test_eight_jobs_four_at_a_time_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):
     _sweep(tmp_path, mnist_root, mlflow_server, range(1, 9), n_jobs=4)
     _check_parent_and_children(mlflow_server, 8)
+
+
+@pytest.mark.slow
+def test_a_sweep_shows_its_progress_logs_alike_in_every_job_and_registers_nothing(tmp_path, mnist_root):
+    """Two jobs one after the other in one process (Hydra's basic launcher), with the default log_model."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = run_module("pipeline.train", "-m", "seed=1,2", "data.train_subset=500", "trainer.max_epochs=1",
+                     f"tracking.uri={uri}", f"data.root={mnist_root}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-4000:]
+    text = out.stdout + out.stderr
+    assert "[HYDRA] Launching 2 jobs locally" in text
+    assert "#0 : seed=1" in text and "#1 : seed=2" in text
+    # Lightning's own lines look the same in both jobs (not re-routed through logging after the first)
+    gpu = [line for line in text.splitlines() if "GPU available" in line]
+    assert gpu == ["GPU available: False, used: False"] * 2, gpu
+    assert not [line for line in text.splitlines() if line.startswith("INFO:")]
+    client = MlflowClient(uri)
+    assert client.search_registered_models() == []  # tracking.register_sweep_jobs is false by default
+    children = [r for r in client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+                if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)

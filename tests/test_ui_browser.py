@@ -1,5 +1,7 @@
-"""The MLflow UI, driven in a real headless Chromium: find the experiment, open a run, see its
-parameters, a metric chart and an image artifact, compare two runs.
+"""The MLflow UI, driven in a real headless Chromium: the experiment opens on its list of training runs
+(from the link `pipeline-ui` prints, and by hand through the UI's "Model training" switch), then a run
+with its parameters, a metric chart and an image artifact, then two runs compared. Screenshots of
+every step go to test-artifacts/ui-browser/.
 
 Needs Debian's `chromium` (scripts/install-test-services.sh) and the `playwright` package; the
 browser Playwright would download is not used. Without them the test is skipped, except under CI
@@ -9,6 +11,7 @@ browser Playwright would download is not used. Without them the test is skipped,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import struct
@@ -19,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, need, run_module, serving
+from conftest import PROJECT, free_port, need, run_module, serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own background connections (updates, sync, QUIC probes) are refused on a closed network.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOT_COPY = Path("/tmp/mlflow-ui-run.png")
+# A screenshot of every step, kept for people to look at (ignored by git; CI may keep it as an artifact).
+SCREENSHOTS = PROJECT / "test-artifacts" / "ui-browser"
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]
 
 
@@ -103,31 +107,60 @@ def test_ui_help_is_fast_and_needs_no_store(tmp_path):
     assert "--host 127.0.0.1" in out.stdout and f"file://{tmp_path}/mlartifacts" in out.stdout
 
 
-def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui, tmp_path):
+def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compares_two(two_runs, ui):
     from playwright.sync_api import expect, sync_playwright
 
+    from pipeline.data import dataset_digest
+
     tmp, _, exp_id, (run1, run2) = two_runs
-    base, _, _ = ui
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    base, _, log = ui
+    shots = SCREENSHOTS
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    step = iter(range(1, 100))
+
+    def shot(page, name: str, full_page: bool = False) -> Path:
+        path = shots / f"{next(step):02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def on_training_runs(page) -> None:
+        """The experiment's list of training runs: both runs and MNIST in the Dataset column, no trace pages."""
+        page.wait_for_url(f"**/#/experiments/{exp_id}/runs**")
+        close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+        if close.count():
+            close.first.click()
+        for run in (run1, run2):
+            expect(page.get_by_role("link", name=run.info.run_name, exact=True)).to_be_visible()
+        expect(page.get_by_text(f"mnist ({dataset_digest()[:8]}").first).to_be_visible()
+        assert "/overview" not in page.url and "/traces" not in page.url
+
     timeout = 60_000  # a cold React app on a busy 2-core machine
+    expect.set_options(timeout=timeout)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1100})
             page.set_default_timeout(timeout)
 
-            # Find the experiment: home page -> "Model training" -> Experiments -> mnist.
+            # The link `pipeline-ui` prints opens the experiment on its training runs, in a fresh browser.
+            link = re.search(r"the training runs: (\S+)", log.read_text()).group(1)
+            assert link == f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+            page.goto(link)
+            on_training_runs(page)
+            shot(page, "printed-link-opens-the-training-runs")
+
+            # By hand: home page -> the "Model training" switch at the top left -> Experiments -> mnist.
             page.goto(f"{base}/")
+            expect(page.get_by_text("Model training", exact=True)).to_be_visible()
+            shot(page, "home")
             page.get_by_text("Model training", exact=True).click()
             page.get_by_role("link", name="Experiments", exact=True).click()
+            expect(page.get_by_role("link", name="mnist", exact=True).first).to_be_visible()
+            shot(page, "experiments")
             page.get_by_role("link", name="mnist", exact=True).first.click()
-            page.wait_for_url(f"**/#/experiments/{exp_id}/runs**")
-            close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
-            if close.count():
-                close.first.click()
-            for run in (run1, run2):
-                expect(page.get_by_role("link", name=run.info.run_name, exact=True)).to_be_visible()
+            on_training_runs(page)
+            shot(page, "experiment-opens-on-training-runs")
 
             # Open the first run: its page shows the description (the exact command) and parameters.
             page.get_by_role("link", name=run1.info.run_name, exact=True).click()
@@ -143,8 +176,7 @@ def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui,
             expect(page.get_by_role("row").filter(has_text="test/acc").first).to_contain_text(
                 str(run1.data.metrics["test/acc"])[:5])
             expect(page.get_by_text("mnist-mlp").first).to_be_visible()  # the registered model
-            run_png = shots / "run.png"
-            page.screenshot(path=str(run_png), full_page=True)
+            run_png = shot(page, "run", full_page=True)
 
             # A metric chart: the per-epoch val/acc line (step = epoch).
             page.get_by_role("tab", name="Model metrics").click()
@@ -154,7 +186,7 @@ def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui,
             chart = page.locator(".js-plotly-plot").filter(has_text="Step").first
             expect(chart).to_be_visible()
             assert chart.locator(".scatterlayer .trace").count() >= 1
-            page.screenshot(path=str(shots / "metric-chart.png"))
+            shot(page, "metric-chart")
 
             # An image artifact: the confusion matrix the evaluation stage logged.
             page.get_by_role("tab", name="Artifacts").click()
@@ -165,10 +197,10 @@ def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui,
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
             shown = tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
             assert shown == _png_size(tmp / "run1" / "figures" / "evaluation" / "confusion.png")
-            page.screenshot(path=str(shots / "artifact.png"))
+            shot(page, "artifact")
 
             # Compare the two runs: select both in the runs table, press Compare.
-            page.goto(f"{base}/#/experiments/{exp_id}/runs")
+            page.goto(link)
             expect(page.get_by_role("link", name=run2.info.run_name, exact=True)).to_be_visible()
             page.get_by_role("checkbox", name="Select all runs").check()
             page.get_by_role("button", name="Compare", exact=True).click()
@@ -181,12 +213,12 @@ def test_browser_finds_the_experiment_opens_a_run_and_compares_two(two_runs, ui,
             fingerprints = page.get_by_role("row").filter(has_text="config.fingerprint").first
             for run in (run1, run2):
                 expect(fingerprints).to_contain_text(run.data.params["config.fingerprint"])
-            page.screenshot(path=str(shots / "compare.png"), full_page=True)
+            shot(page, "compare", full_page=True)
         finally:
             browser.close()
-    shutil.copyfile(run_png, SCREENSHOT_COPY)
-    print(f"\nscreenshots: {shots} (run page also at {SCREENSHOT_COPY})")
+    print(f"\nscreenshots: {shots}")
     assert run_png.stat().st_size > 20_000
+    assert len(list(shots.glob("*.png"))) == 8
 
 
 def test_basic_auth_ui_refuses_anonymous_requests(two_runs):

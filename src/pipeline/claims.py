@@ -32,7 +32,7 @@ class Claim:
 
     @property
     def command(self) -> str:
-        return f"python -m pipeline.train +experiment={self.preset}" if self.preset else ""
+        return f"python -m pipeline.train experiment={self.preset}" if self.preset else ""
 
 
 def load_results(results_dir: str | Path) -> dict[str, dict]:
@@ -215,7 +215,7 @@ def samples_claim(results: dict) -> Claim:
     claim.details.append(("text", "Every size is trained for the same number of steps (a small subset is cycled), "
                           "so only the number of distinct examples changes. Verdict rule: more than 10 points "
                           "between the smallest and the full training set. CNN: `python -m pipeline.train "
-                          "+experiment=claim_samples_cnn`."))
+                          "experiment=claim_samples_cnn`."))
     claim.details.append(("figure", "samples", "Test accuracy against the number of training examples"))
     claim.data = {"curves": curves}
     return claim
@@ -237,7 +237,7 @@ def filters_claim(results: dict) -> Claim:
         what = ("first-layer weights" if key == "filters_layer1"
                 else "deepest hidden units: the test digits that excite each most")
         claim.details.append(("image", f"results/{fig['path']}", f"{model} ({preset}, job {fig['job']}): {what}"))
-    claim.details.append(("text", "CNN: `python -m pipeline.train +experiment=claim_cnn`."))
+    claim.details.append(("text", "CNN: `python -m pipeline.train experiment=claim_cnn`."))
     return claim
 
 
@@ -255,8 +255,8 @@ def brittleness_claim(results: dict, main_robustness: dict | None) -> Claim:
                 continue
             pgd.append(j["metrics"][names.attack_acc("pgd", 0.1)] / max(j["metrics"][names.ROBUST_CLEAN_ACC], 1e-9))
             label = j["params"].get("model.name", "?")
-            setting = " ".join(o for o in j["overrides"].split() if not o.startswith(("+experiment", "tracking.",
-                                                                                          "data.root")))
+            setting = " ".join(o for o in j["overrides"].split()
+                               if not o.startswith(("+experiment", "experiment=", "tracking.", "data.root")))
             rows.append([preset, f"{label} {setting}".strip(), *[
                 f"{j['metrics'][k]:.3f}" if k.startswith("ood") else _pct(j["metrics"].get(k), 1) for k in BRITTLE]])
     if main_robustness:

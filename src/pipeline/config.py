@@ -29,13 +29,18 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names it and the fix."""
 
 
+def preset_slot(overrides: Sequence[str]) -> list[str]:
+    """`+experiment=X` (the older spelling) means `experiment=X`: the slot is in conf/config.yaml's defaults."""
+    return [o[1:] if o.startswith("+experiment=") else o for o in overrides]
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose conf/ exactly as DVC does when it writes params.yaml."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        cfg = hydra_compose(config_name=config_name, overrides=preset_slot(overrides))
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -231,6 +236,7 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
             sys.exit(f"error: {err}")
         return task(cfg)
 
+    sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
     return app()
 
 

@@ -50,6 +50,39 @@ class DataError(RuntimeError):
     """MNIST could not be fetched, verified or read; the message says what to do."""
 
 
+OFFICIAL_URL = "https://yann.lecun.com/exdb/mnist/"
+
+
+def dataset_digest() -> str:
+    """One short digest for MNIST: sha256 over the four official sha256 sums (in file-name order).
+
+    MLflow stores a dataset digest in at most 36 characters, so the full official sums go into
+    the dataset's profile (see `dataset_record`) and this names them.
+    """
+    joined = "\n".join(f"{name} {IDX_SHA256[name]}" for name in sorted(IDX_SHA256))
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def dataset_record(data_cfg) -> dict:
+    """What a training run used, for MLflow's dataset input: name, digest, source and split sizes."""
+    root = Path(data_cfg["root"])
+    try:
+        fetched_from = json.loads((root / "manifest.json").read_text())["source"]
+    except (OSError, ValueError, KeyError):
+        fetched_from = "unknown"
+    val = int(data_cfg["val_size"])
+    train = SPLIT_SIZES["train"] - val
+    if data_cfg.get("train_subset"):
+        train = min(train, int(data_cfg["train_subset"]))
+    return {
+        "name": "mnist",
+        "digest": dataset_digest(),
+        "source": {"url": OFFICIAL_URL, "fetched_from": fetched_from, "path": str(root.resolve())},
+        "profile": {"num_rows": {"train": train, "validation": val, "test": SPLIT_SIZES["test"]},
+                    "split_seed": data_cfg.get("split_seed"), "official_sha256": IDX_SHA256},
+    }
+
+
 # ---------------------------------------------------------------- sources
 
 

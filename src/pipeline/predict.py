@@ -188,13 +188,14 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
         except Exception as err:  # not a checkpoint, or one holding more than tensors (refused unread)
             raise InputError(f"{checkpoint} is not a training checkpoint of this pipeline "
                              f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}")
-    from pipeline.tracking import check_store, load_registered_model, resolve_uri
+    from pipeline.registry import load_model as load_registered
+    from pipeline.tracking import check_store, resolve_uri
 
     uri = resolve_uri(tracking_uri)
     check_store(uri)
     model_uri = model_uri or DEFAULT_MODEL
     try:
-        model = load_registered_model(uri, model_uri)
+        model = load_registered(model_uri, uri)
     except Exception as err:  # MlflowException: unknown name, alias or version
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"cannot load {model_uri} from {uri}: {first}. List what is registered with "

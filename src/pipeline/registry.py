@@ -1,6 +1,7 @@
 """The model registry: which registered version is the champion.
 
-Every trained model is registered as `mnist-<model>` (see tracking.log_model).
+Every single training run registers its model as `mnist-<model>` (see tracking.log_model;
+sweep jobs only with tracking.register_sweep_jobs=true).
 After each evaluation, `update_champion` gives the alias `champion` to the
 version whose run has the best validation accuracy (`val/best_acc`, logged by
 training) among all versions of that registered model, so
@@ -10,6 +11,11 @@ split never selects: test/acc only reports.
     python -m pipeline.registry                     # every registered model: versions, val/best_acc, aliases
     python -m pipeline.registry mnist-mlp --update  # recompute the champion of mnist-mlp
     python -m pipeline.predict digit.png --model models:/mnist-mlp@champion
+
+In Python, any registered version is an ordinary nn.Module (eval mode, CPU):
+
+    from pipeline.registry import load_model
+    model = load_model("models:/mnist-mlp@champion")   # or models:/mnist-mlp/3, runs:/<id>/model
 
 Ties go to the older version (a champion is not replaced by an equal). Versions
 whose run has no val/best_acc (training never finished) or whose run was deleted
@@ -25,6 +31,28 @@ from pipeline.metric_names import VAL_BEST_ACC
 
 ALIAS = "champion"
 METRIC = VAL_BEST_ACC  # validation chooses; the test split only reports
+
+
+def load_model(model_uri: str, tracking_uri: str | None = None):
+    """A logged or registered model as an nn.Module in eval mode: weights + config, rebuilt by
+    models.build_model and read with weights_only=True (pipeline.packaged_model). Versions logged
+    before that format (torch.export programs) come back as MLflow loads them."""
+    import tempfile
+
+    import yaml
+
+    from pipeline import packaged_model, tracking
+
+    uri = tracking.resolve_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        folder = tracking.download_model(uri, model_uri, tmp)
+        flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+        pyfunc = flavors.get("python_function", {})
+        if pyfunc.get("loader_module") == packaged_model.__name__:
+            return packaged_model.load(folder / pyfunc["data"])
+    if "pytorch" in flavors:
+        return tracking.load_exported_model(uri, model_uri)
+    raise ValueError(f"{model_uri} is not a model this pipeline logged (flavors: {', '.join(flavors) or 'none'}).")
 
 
 def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tuple[int, str, float]]:

@@ -1,6 +1,6 @@
 """Hydra callback for multirun sweeps: one MLflow parent run, one child run per job.
 
-A sweep of an experiment preset (`+experiment=claim_mlp`) that finished without
+A sweep of an experiment preset (`experiment=claim_mlp`) that finished without
 failures is also collected into reports/results/<preset>.json for the report.
 
 The parent run is created before any job starts (which also creates the store

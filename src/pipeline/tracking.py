@@ -120,17 +120,33 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
         pass
 
 
+# The MLflow UI (3.x) opens an experiment on the page its kind names; without the tag it
+# guesses, and an experiment with no traces lands on the GenAI overview. These are training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(mlflow_client, name: str, uri: str) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        mark_training_experiment(mlflow_client, found)
         return found.experiment_id
     try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri))
+        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri),
+                                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except Exception:  # another process created it in between
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
             raise
+        mark_training_experiment(mlflow_client, found)
         return found.experiment_id
+
+
+def mark_training_experiment(mlflow_client, experiment) -> None:
+    """Tag an existing experiment (made before the tag existed) as one of training runs; a kind
+    someone chose in the UI is left alone."""
+    if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
+        mlflow_client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -144,16 +160,89 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Files DVC writes while `dvc repro` runs (the lock between stages, the parameters `dvc exp run -S`
+# composes, the outputs stages track in git): their changes do not make the code dirty.
+DVC_MANAGED = ("dvc.lock", "params.yaml")
+
+
+def dvc_managed_paths(root: str | Path = ".") -> set[str]:
+    """DVC_MANAGED plus every `outs`/`metrics`/`plots` path of dvc.yaml, with ${...} resolved from params.yaml."""
+    import re
+
+    import yaml
+
+    root = Path(root)
+    paths = set(DVC_MANAGED)
+    try:
+        stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
+        params = yaml.safe_load((root / "params.yaml").read_text()) or {} if (root / "params.yaml").is_file() else {}
+    except (OSError, yaml.YAMLError):
+        return paths
+
+    def resolve(text: str) -> str:
+        def value(match):
+            node = params
+            for part in match.group(1).split("."):
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            return str(node) if node != {} else match.group(0)
+
+        return re.sub(r"\$\{([^}]+)\}", value, text)
+
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key, []) or []:
+                path = next(iter(entry)) if isinstance(entry, dict) else entry
+                paths.add(resolve(str(path)).rstrip("/"))
+    return paths
+
+
+def _is_dvc_managed(path: str, managed: set[str]) -> bool:
+    return any(path == m or path.startswith(m + "/") for m in managed)
+
+
 def git_state() -> dict[str, str]:
-    def git(*args: str) -> str:
+    """The commit the code came from, as MLflow's own tags and ours; `git.dirty` ignores files DVC manages."""
+    def git(*args: str, strip: bool = True) -> str:
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
+        return out.strip() if strip else out
 
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no") if commit else ""
-    return {"git.commit": commit or "unknown", "git.dirty": str(bool(dirty)).lower()}
+    # The working directory's repository (DVC's queue runs in copies of it), else the one this code lives in.
+    top = git("rev-parse", "--show-toplevel") or git("-C", str(Path(__file__).parent), "rev-parse", "--show-toplevel")
+    commit = git("-C", top, "rev-parse", "HEAD") if top else ""
+    if not commit:
+        return {"git.commit": "unknown", "git.dirty": "false"}
+    managed = dvc_managed_paths(top)
+    # -z: paths verbatim (no quoting); each entry is "XY path" (renames add the old path after a NUL).
+    changed = [entry[3:] for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no",
+                                          strip=False).split("\0") if len(entry) > 3]
+    dirty = any(not _is_dvc_managed(p, managed) for p in changed)
+    tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
+    branch = git("-C", top, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":
+        tags["mlflow.source.git.branch"] = branch
+    return tags
+
+
+def system_tags(command: str) -> dict[str, str]:
+    """The tags MLflow's own fluent API sets on a run (the UI's User and Source columns)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    # The UI's Source column shows the last path component of the name: the program, without its
+    # arguments (paths among them would show as "mlflow.db ..."); the full command is in the description.
+    program = []
+    for word in command.split("  #")[0].split():
+        if "=" in word or "/" in word:
+            break
+        program.append(word)
+    return {"mlflow.user": user, "mlflow.source.type": "LOCAL",
+            "mlflow.source.name": " ".join(program)[:500] or "pipeline"}
 
 
 def run_name(cfg) -> str:
@@ -170,7 +259,7 @@ def run_name(cfg) -> str:
 
 
 def _hydra_tags() -> dict[str, str]:
-    """The `+experiment=<preset>` of the running Hydra app and, in a sweep, the job's number."""
+    """The `experiment=<preset>` of the running Hydra app and, in a sweep, the job's number."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -191,7 +280,7 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
 
     `parent_run_id` makes it a child of a sweep's parent run. Returns (run_id, tracking_uri).
     """
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Param
     from omegaconf import OmegaConf
 
     uri = resolve_uri(cfg.tracking.uri)
@@ -205,6 +294,7 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
         "dvc.stage": os.environ.get("DVC_STAGE", "none"),
         "hydra.overrides": " ".join(overrides or []) or "none",
         **git_state(),
+        **system_tags(command),
     }
     tags.update(_hydra_tags())
     if os.environ.get("DVC_EXP_NAME"):
@@ -220,7 +310,6 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
     for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
         c.log_batch(run_id, params=params[i:i + 100])
     c.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    c.log_batch(run_id, tags=[RunTag("mlflow.source.name", command[:500])])
     return run_id, uri
 
 
@@ -276,28 +365,66 @@ def delete_run(uri: str, run_id: str) -> None:
     client(uri).delete_run(run_id)
 
 
-def log_model(uri: str, run_id: str, model, registered_name: str | None) -> str | None:
-    """Log a torch model as an MLflow model with a signature; register it if a name is given.
+def log_dataset(uri: str, run_id: str, name: str, digest: str, source: Mapping[str, Any],
+                profile: Mapping[str, Any], context: str = "training") -> None:
+    """Record the data a run used as an MLflow dataset input (the UI's Dataset column)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    Returns the registered version, if any.
+    dataset = Dataset(name=name, digest=digest, source_type="http", source=json.dumps(dict(source)),
+                      profile=json.dumps(dict(profile)))
+    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+
+def log_model(uri: str, run_id: str, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+    """Log the model as weights + config (pipeline.packaged_model, no pickled code); register it if a
+    name is given. Returns the registered version, if any.
+
+    A python_function model whose MLmodel names `pipeline.packaged_model` as its loader: MLflow's
+    pyfunc serves it, `pipeline.registry.load_model` returns the nn.Module. Requirements are given
+    explicitly: MLflow would otherwise infer them by importing the model in a subprocess (seconds).
     """
-    import mlflow
+    import tempfile
+    from importlib.metadata import version as installed
+
+    import mlflow.pyfunc
     import numpy as np
     import torch
     from mlflow.models import infer_signature
 
-    # Batch of 2: an exported graph would otherwise fix the batch size to 1.
+    from pipeline import packaged_model
+
     example = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
     with torch.no_grad():
-        output = model(torch.from_numpy(example)).numpy()
+        output = model.eval()(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
+    requirements = [f"{name}=={installed(name)}" for name in ("torch", "numpy", "mlflow")]
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        # torch.export format (the default): a traced graph, not a pickle of Python code
-        info = mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example,
-                                        registered_model_name=registered_name)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
+        info = mlflow.pyfunc.log_model(name="model", loader_module="pipeline.packaged_model", data_path=str(data),
+                                       signature=signature, input_example=example, pip_requirements=requirements,
+                                       registered_model_name=registered_name)
     return str(info.registered_model_version) if registered_name else None
+
+
+def download_model(uri: str, model_uri: str, dst: str | Path) -> Path:
+    """Fetch a logged or registered model's folder (models:/name@alias, models:/name/3, runs:/id/model)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+
+
+def load_exported_model(uri: str, model_uri: str):
+    """A model logged by earlier versions of this pipeline (mlflow.pytorch, torch.export format)."""
+    import mlflow
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.pytorch.load_model(model_uri)
 
 
 def write_run_ref(run_dir: str | Path, run_id: str, uri: str, **extra: Any) -> Path:
@@ -355,8 +482,12 @@ class Run:
 
         client(self.uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_model(self, model, registered_name: str | None) -> str | None:
-        return log_model(self.uri, self.run_id, model, registered_name)
+    def log_model(self, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+        return log_model(self.uri, self.run_id, model, model_cfg, registered_name)
+
+    def log_dataset(self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any],
+                    context: str = "training") -> None:
+        log_dataset(self.uri, self.run_id, name, digest, source, profile, context)
 
     def open(self) -> None:
         reopen_run(self.uri, self.run_id)
@@ -435,14 +566,6 @@ def download_artifact(uri: str, run_id: str, artifact_path: str) -> Path:
 
     return Path(download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=uri))
 
-
-def load_registered_model(uri: str, model_uri: str):
-    """A logged model (`models:/<name>@<alias>`, `runs:/<id>/model`, ...) as a torch callable."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.pytorch.load_model(model_uri)
 
 
 def get_run(uri: str, run_id: str):

@@ -121,6 +121,7 @@ def _open_run(cfg: DictConfig, run_dir: Path, resume: dict | None, fingerprint: 
               command: str, overrides: list[str] | None):
     """The MLflow run this training writes into, announced in run.json (state: training)."""
     from pipeline import tracking
+    from pipeline.data import dataset_record
 
     if resume:
         # An interrupted run with the same settings: continue it, in the same MLflow run.
@@ -132,6 +133,7 @@ def _open_run(cfg: DictConfig, run_dir: Path, resume: dict | None, fingerprint: 
         run_id, uri = tracking.start_run(cfg, command, overrides, parent_run_id=tracking.sweep_parent_id())
         run = tracking.Run(uri, run_id)
         run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
+        run.log_dataset(**dataset_record(cfg.data))
     tracking.write_run_ref(run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment,
                            config_hash=fingerprint, state="training")
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
@@ -149,15 +151,28 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
                            config_hash=fingerprint, state="completed", best_checkpoint=str(best),
                            val_best_acc=best_val, train_seconds=train_seconds)
     run.log_artifact(best, "checkpoints")
-    if cfg.tracking.log_model:
+    if registers_model(cfg):
         from pipeline.models import load_checkpoint
 
-        version = run.log_model(load_checkpoint(best), cfg.tracking.registered_model)
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        version = run.log_model(load_checkpoint(best), model_cfg, cfg.tracking.registered_model)
         print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
     run.end("FINISHED")  # later stages reopen it to add their results
     print(f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
           f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}", flush=True)
     return {"run_id": run.run_id, "tracking_uri": run.uri, "best_checkpoint": best, "val/acc": best_val}
+
+
+def registers_model(cfg: DictConfig) -> bool:
+    """tracking.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
+    (a preset sweep would otherwise leave dozens of versions in the registry)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not cfg.tracking.log_model:
+        return False
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return not in_sweep or bool(cfg.tracking.get("register_sweep_jobs", False))
 
 
 def run_dvc(cfg: DictConfig) -> None:

@@ -17,6 +17,7 @@ No heavy imports: `--help` answers at once; the UI itself is `mlflow server`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -54,6 +55,28 @@ def server_command(uri: str, host: str, port: int, workers: int = 2, basic_auth:
     if basic_auth:
         cmd += ["--app-name", "basic-auth"]
     return cmd
+
+
+# The MLflow 3 UI shows GenAI pages (traces) or model-training pages by a switch at its top left,
+# stored per browser (GenAI until someone flips it); a link can choose for itself.
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def training_runs_link(base: str, uri: str, experiment: str = "mnist") -> str:
+    """A link that opens `experiment` on its list of training runs (its id read from a SQLite store)."""
+    import sqlite3
+
+    found = None
+    if uri.startswith("sqlite:///"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{uri[len('sqlite:///'):]}?mode=ro", uri=True)) as db:
+                found = db.execute("SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = "
+                                   "'active'", (experiment,)).fetchone()
+        except sqlite3.Error:  # no such table yet: an empty store
+            found = None
+    if found:
+        return f"{base}/#/experiments/{found[0]}/runs?{TRAINING_VIEW}"
+    return f"{base}/#/experiments?{TRAINING_VIEW}"
 
 
 def main(argv=None) -> int:
@@ -104,8 +127,9 @@ def main(argv=None) -> int:
                   "(set it to keep sessions across restarts or share it between servers)", file=sys.stderr)
         print("log-in required: users and permissions live in basic_auth.db in this folder "
               "(MLflow's basic-auth app)", file=sys.stderr)
-    print(f"MLflow UI for {uri}\n  open http://{shown}:{args.port}  (experiment 'mnist'); Ctrl-C stops it",
-          flush=True)
+    base = f"http://{shown}:{args.port}"
+    print(f"MLflow UI for {uri}\n  open {base}  (experiment 'mnist'); Ctrl-C stops it\n"
+          f"  the training runs: {training_runs_link(base, uri)}", flush=True)
     os.execve(sys.executable, cmd, env)  # the server replaces this process: signals reach it directly
     return 0  # not reached
 

@@ -1,0 +1,107 @@
+"""The registered model format: weights + config, no pickled code; `registry.load_model` gives back an
+ordinary nn.Module that IBM ART attacks as it is, and MLflow's pyfunc serves the same logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+N_TRAIN, N_TEST = 5000, 300
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory, mnist_root):
+    """An MLP trained briefly on real MNIST, logged to a fresh SQLite store, registered, and made champion."""
+    from pipeline import tracking
+    from pipeline.config import compose
+    from pipeline.data import load_split
+    from pipeline.models import build_model
+    from pipeline.registry import update_champion
+
+    tmp = tmp_path_factory.mktemp("registered")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    model_cfg = OmegaConf.to_container(compose().model, resolve=True)
+    torch.manual_seed(0)
+    model = build_model(model_cfg)
+    images, labels = load_split(mnist_root, "train")
+    x, y = images[:N_TRAIN].float().unsqueeze(1) / 255, labels[:N_TRAIN]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        for i in range(0, N_TRAIN, 100):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
+            opt.step()
+    model.eval()
+    test_images, test_labels = load_split(mnist_root, "test")
+    xt, yt = test_images[:N_TEST].float().unsqueeze(1) / 255, test_labels[:N_TEST]
+    with torch.no_grad():
+        logits = model(xt)
+    c = tracking.client(uri)
+    run_id = c.create_run(tracking.experiment_id(c, "mnist", uri)).info.run_id
+    version = tracking.log_model(uri, run_id, model, model_cfg, "mnist-mlp")
+    tracking.log_metrics(uri, run_id, {"test/acc": float((logits.argmax(1) == yt).float().mean())})
+    assert update_champion(uri, "mnist-mlp") is not None
+    return uri, run_id, version, xt, yt, logits
+
+
+def test_champion_loads_as_an_ordinary_module_with_the_same_outputs(registered):
+    from pipeline.registry import load_model
+
+    uri, _, version, xt, _, logits = registered
+    assert version == "1"
+    model = load_model("models:/mnist-mlp@champion", uri)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    assert model.train() is model and model.training  # mode switches work (a torch.export program refuses)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(xt), logits, atol=1e-5)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp_path):
+    from importlib.metadata import version
+
+    from pipeline import tracking
+
+    uri, run_id, _, _, _, _ = registered
+    folder = tracking.download_model(uri, f"runs:/{run_id}/model", tmp_path)
+    names = {p.name for p in folder.rglob("*") if p.is_file()}
+    assert {"MLmodel", "weights.pt", "model.json", "requirements.txt"} <= names
+    assert not [n for n in names if n.endswith((".pkl", ".pickle", ".cloudpickle"))]
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert f"torch=={version('torch')}" in requirements and f"mlflow=={version('mlflow')}" in requirements
+
+
+def test_mlflow_pyfunc_serves_the_same_logits(registered):
+    import mlflow.pyfunc
+
+    uri, _, _, xt, _, logits = registered
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    served = mlflow.pyfunc.load_model("models:/mnist-mlp@champion").predict(xt.numpy())
+    assert torch.allclose(torch.from_numpy(served), logits, atol=1e-5)
+
+
+def test_art_pgd_attacks_the_loaded_champion(registered):
+    """IBM ART's PGD on the registry's nn.Module, unwrapped: perturbations stay within eps, and they work."""
+    pytest.importorskip("art", reason="adversarial-robustness-toolbox is a test extra")
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    from pipeline.registry import load_model
+
+    uri, _, _, xt, yt, _ = registered
+    model = load_model("models:/mnist-mlp@champion", uri)
+    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
+                                   nb_classes=10, clip_values=(0.0, 1.0))
+    eps = 0.1
+    attack = ProjectedGradientDescent(classifier, norm="inf", eps=eps, eps_step=0.01, max_iter=20,
+                                      num_random_init=0, batch_size=N_TEST, verbose=False)
+    x = xt.numpy()
+    x_adv = attack.generate(x=x)
+    clean = (classifier.predict(x).argmax(1) == yt.numpy()).mean()
+    adversarial = (classifier.predict(x_adv).argmax(1) == yt.numpy()).mean()
+    assert abs(x_adv - x).max() <= eps + 1e-6 and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    assert clean >= 0.85, clean
+    assert adversarial <= clean - 0.3, (clean, adversarial)  # an undefended MLP at eps=0.1 collapses
