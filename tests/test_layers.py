@@ -10,7 +10,7 @@ from code_graph import PROJECT, SRC, imported_modules, module_file, module_name
 LAYERS = [
     ("pure torch: tensors in, tensors out; names", {
         "pipeline", "pipeline.calibration", "pipeline.metrics", "pipeline.metric_names", "pipeline.images",
-        "pipeline.models", "pipeline.builders", "pipeline.collapse", "pipeline.idx", "pipeline.robustness", "pipeline.robustness._utils",
+        "pipeline.models", "pipeline.builders", "pipeline.packaged_model", "pipeline.collapse", "pipeline.idx", "pipeline.robustness", "pipeline.robustness._utils",
         "pipeline.robustness.names", "pipeline.robustness.attacks", "pipeline.robustness.corruptions",
         "pipeline.robustness.ood", "pipeline.robustness.autoattack"}),
     ("files, figures, configuration", {
