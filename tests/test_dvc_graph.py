@@ -45,9 +45,11 @@ def test_each_stage_declares_exactly_the_code_it_runs(stage):
     runs = closure(stages.STAGES[stage][0])
     declared = _declared_files(stage)
     missing, extra = runs - declared, declared - runs
-    assert not missing, f"dvc.yaml stage {stage!r} runs but does not declare (add to its deps): {_rel(missing)}"
+    assert not missing, (f"dvc.yaml stage {stage!r} runs but does not declare (add to its deps): {_rel(missing)}; "
+                         f"`python scripts/update-dvc-deps.py && dvc commit` does it")
     # A dep the stage does not run would make it rerun for nothing.
-    assert not extra, f"dvc.yaml stage {stage!r} declares code it does not run (remove): {_rel(extra)}"
+    assert not extra, (f"dvc.yaml stage {stage!r} declares code it does not run (remove): {_rel(extra)}; "
+                       f"`python scripts/update-dvc-deps.py && dvc commit` does it")
     for dep in _code_deps(stage):
         assert dep.exists(), f"dvc.yaml stage {stage!r} names {dep}, which does not exist"
 
