@@ -14,12 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "smallconv")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "cosine", "onecycle")
+SCHEDULERS = ("none", "cosine", "cyclic", "onecycle")
 SOURCES = ("auto", "torchvision", "pypi", "local")
-ADVERSARIAL = ("none", "fgsm", "pgd")
+ADVERSARIAL = ("none", "fgsm", "pgd", "trades")
 # Mirrors of the robustness registries (a test keeps them equal), so that names
 # are checked without importing torch.
 ATTACKS = ("fgsm", "pgd")
