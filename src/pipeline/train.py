@@ -112,12 +112,16 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, uri: str | None, run_id: str 
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
+    from pipeline.robust_guard import MONITOR, guard_from_config
+
+    # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
+    guard = guard_from_config(cfg)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=MONITOR if guard else "val/acc",
                                  mode="max", save_last=True, auto_insert_metric_name=False)
     # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
     live = sys.stderr.isatty()
     callbacks = [checkpoint, _history_callback(run_dir / "plots" / "history.csv", uri, run_id, not live),
-                 _epoch_seeding(cfg.seed)]
+                 _epoch_seeding(cfg.seed)] + ([guard] if guard else [])
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     t = cfg.trainer

@@ -35,7 +35,7 @@ def _write_json(path: Path, data: dict) -> Path:
     return path
 
 
-def _load(run_dir: Path, data_root: str, n: int):
+def _load(run_dir: Path, data_root: str, n: int, start: int = 0):
     from pipeline import tracking
     from pipeline.data import load_split
     from pipeline.models import load_checkpoint
@@ -43,8 +43,10 @@ def _load(run_dir: Path, data_root: str, n: int):
     ref = tracking.read_run_ref(run_dir)
     model = load_checkpoint(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt")
     images, labels = load_split(data_root, "test")
-    # The first n test images: the convention of the AutoAttack papers, the same for every model.
-    return model, images[:n].unsqueeze(1).float().div(255), labels[:n]
+    # The first n test images (the AutoAttack papers' convention, the same for every model),
+    # or a shard [start, start + n) of them so that one measurement can run in several processes.
+    images, labels = images[start:start + n], labels[start:start + n]
+    return model, images.unsqueeze(1).float().div(255), labels
 
 
 def compute_part(part: str, model, x, y, eps: float, batch_size: int = 1000) -> dict:
@@ -74,15 +76,30 @@ def compute_part(part: str, model, x, y, eps: float, batch_size: int = 1000) -> 
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def part_path(run_dir: Path, part: str, eps: float) -> Path:
-    return run_dir / "remedy" / (f"{part}.json" if part == "clean" else f"{part}_eps{eps:g}.json")
+def part_path(run_dir: Path, part: str, eps: float, shard: tuple[int, int] | None = None) -> Path:
+    name = part if part == "clean" else f"{part}_eps{eps:g}"
+    return run_dir / "remedy" / (f"{name}@{shard[0]}-{shard[1]}.json" if shard else f"{name}.json")
+
+
+def merge_shards(shards: list[dict]) -> dict:
+    """One result from shards over disjoint images: accuracies weighted by image count."""
+    total = sum(s["images"] for s in shards)
+    merged = {**shards[0], "images": total, "seconds": round(sum(s["seconds"] for s in shards), 1),
+              "shards": len(shards), "acc": sum(s["acc"] * s["images"] for s in shards) / total}
+    if "by_attack" in shards[0]:
+        merged["by_attack"] = {k: sum(s["by_attack"][k] * s["images"] for s in shards) / total
+                               for k in shards[0]["by_attack"]}
+    return merged
 
 
 def gather(run_dir: Path) -> dict:
-    """Every finished part, keyed as in remedy.json, plus the sanity verdicts."""
+    """Every finished part (shards merged), keyed as in remedy.json, plus the sanity verdicts."""
     from pipeline.robustness.literature import sanity_checks
 
-    parts = {p.stem: json.loads(p.read_text()) for p in sorted((run_dir / "remedy").glob("*.json"))}
+    grouped: dict[str, list[dict]] = {}
+    for p in sorted((run_dir / "remedy").glob("*.json")):
+        grouped.setdefault(p.stem.split("@")[0], []).append(json.loads(p.read_text()))
+    parts = {key: merge_shards(found) if len(found) > 1 else found[0] for key, found in grouped.items()}
     result = {"parts": parts}
     for key, part in parts.items():
         if key.startswith("sanity"):
@@ -123,6 +140,8 @@ def _args(argv):
     p.add_argument("--eps", type=float, default=0.3, help="L-inf radius, pixel scale (default 0.3)")
     p.add_argument("--n", type=int, default=None,
                    help="first N test images (default: 10,000; 1,000 for autoattack and sanity)")
+    p.add_argument("--start", type=int, default=0,
+                   help="first test image of a shard (run shards of one part side by side; record merges them)")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--data-root", default="data/mnist")
     p.add_argument("--preset", default="robust_pgd", help="record: the training preset's name, for the report")
@@ -135,6 +154,8 @@ def _args(argv):
         p.error(f"--eps {args.eps} is outside [0, 1] (pixel scale); the literature's MNIST eps is 0.3")
     if args.n is not None and not 0 < args.n <= TEST_IMAGES:
         p.error(f"--n {args.n} must be in 1..{TEST_IMAGES}")
+    if not 0 <= args.start < TEST_IMAGES or (args.n and args.start + args.n > TEST_IMAGES):
+        p.error(f"--start {args.start} with --n {args.n} reaches past the {TEST_IMAGES} test images")
     return args
 
 
@@ -150,14 +171,16 @@ def main(argv=None) -> None:
     from pipeline.data import DataError
 
     try:
-        model, x, y = _load(args.run_dir, args.data_root, n)
+        model, x, y = _load(args.run_dir, args.data_root, n, args.start)
     except (DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     at = "" if args.part == "clean" else f" at eps={args.eps:g}"
-    print(f"[remedy] {args.part}{at} on the first {n} test images", flush=True)
+    shard = (args.start, args.start + len(y)) if args.start else None
+    where = f"test images {args.start}..{args.start + len(y) - 1}" if shard else f"the first {len(y)} test images"
+    print(f"[remedy] {args.part}{at} on {where}", flush=True)
     result = compute_part(args.part, model, x, y, args.eps, args.batch_size)
-    path = _write_json(part_path(args.run_dir, args.part, args.eps), result)
+    path = _write_json(part_path(args.run_dir, args.part, args.eps, shard), result)
     print(f"[remedy] {json.dumps({k: v for k, v in result.items() if k != 'strength'})}", flush=True)
     print(f"[remedy] wrote {path}", flush=True)
 
