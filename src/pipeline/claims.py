@@ -327,6 +327,10 @@ def remedy_claim(remedy: dict | None) -> Claim | None:
         ok = (auto["acc"] >= REMEDY_TARGET["autoattack"] and clean["acc"] >= REMEDY_TARGET["clean"]
               and minutes * 60 <= REMEDY_TARGET["train_seconds"])
         claim.verdict = "holds" if ok else "does not hold"
+        failed = [k for key, checks in remedy.items() if key.startswith("checks")
+                  for k, v in checks.items() if v is False and k != "passed"]
+        if failed:  # the figures stand or fall with these checks: say so beside the verdict
+            claim.verdict += f" (gradient-masking check failed: {', '.join(failed)})"
     pgd03 = parts.get("pgd_eps0.3", {})
     rows = [[name, _pct(c), _pct(a), "", "(published)"] for name, c, a in LITERATURE]
     rows.append([f"ours: `{remedy['preset']}`, {remedy['model']['arch']} {remedy['model'].get('channels')} "
@@ -338,7 +342,8 @@ def remedy_claim(remedy: dict | None) -> Claim | None:
         cells = [f"{eps:g}", _pct(clean.get("acc"))]
         for key in ("fgsm", "pgd", "autoattack"):
             part = parts.get(f"{key}_eps{eps:g}")
-            cells.append(f"{_pct(part['acc'])} ({part['images']:,} images, {part['seconds'] / 60:.0f} min)"
+            cells.append(f"{_pct(part['acc'])} ({part['images']:,} images, {part['seconds'] / 60:.0f} min"
+                         + (f" summed over {part['shards']} shards)" if part.get("shards") else ")")
                          if part else "not run")
         detail.append(cells)
     claim.details.append(("table", ["eps", "clean", "FGSM", "PGD-50, 10 restarts", "AutoAttack standard"], detail))
