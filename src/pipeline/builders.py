@@ -13,11 +13,12 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from pipeline.models import CNN, MLP
+from pipeline.models import CNN, MLP, SmallConv
 
 MODELS: dict[str, Callable[[Mapping], nn.Module]] = {
     "mlp": lambda c: MLP(hidden=tuple(c["hidden"]), activation=c["activation"], dropout=c.get("dropout", 0.0)),
     "cnn": lambda c: CNN(channels=tuple(c["channels"]), hidden=c["hidden"], dropout=c.get("dropout", 0.0)),
+    "smallconv": lambda c: SmallConv(channels=tuple(c["channels"]), hidden=c["hidden"]),
 }
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -31,9 +32,16 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 SCHEDULERS: dict[str, Callable | None] = {
     "none": None,
     "cosine": lambda optimizer, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
+    "cyclic": lambda optimizer, c, steps: torch.optim.lr_scheduler.LambdaLR(optimizer, _triangle(steps)),
     "onecycle": lambda optimizer, c, steps: torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=c["lr"], total_steps=steps, pct_start=max(0.25, 2 / steps)),
 }
+
+
+def _triangle(steps: int) -> Callable[[int], float]:
+    """Wong et al.'s cyclic rate: linear from 0 up to lr at 40 % of training, then down to 0."""
+    peak = 0.4 * steps
+    return lambda t: t / peak if t < peak else max(0.0, (steps - t) / (steps - peak))
 
 
 def _lookup(table: Mapping, key: str, name) -> Callable | None:

@@ -17,12 +17,12 @@ from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS  # n
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "smallconv")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "cosine", "onecycle")
+SCHEDULERS = ("none", "cosine", "cyclic", "onecycle")
 SOURCES = ("auto", "torchvision", "pypi", "local")
-ADVERSARIAL = ("none", *ATTACKS)  # adversarial training uses the attacks
+ADVERSARIAL = ("none", *ATTACKS, "trades")  # adversarial training uses the attacks, or TRADES
 
 
 class ConfigError(ValueError):
@@ -119,6 +119,15 @@ def _validate_robustness(cfg: DictConfig) -> None:
         value = OmegaConf.select(r, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise ConfigError(f"robustness.{key} must be null (all) or a positive integer, got {value!r}.")
+    mnist_c_dir = r.get("mnist_c_dir")
+    if mnist_c_dir is not None and not Path(str(mnist_c_dir)).is_dir():
+        raise ConfigError(f"robustness.mnist_c_dir={mnist_c_dir} is not a folder; point it at the unzipped official "
+                          f"MNIST-C release (<dir>/<corruption>/test_images.npy) or set it to null for the built-in port.")
+    if mnist_c_dir is not None:
+        missing = [c for c in r.corruptions if not (Path(str(mnist_c_dir)) / c / "test_images.npy").is_file()]
+        if missing:
+            raise ConfigError(f"robustness.mnist_c_dir={mnist_c_dir} has no {missing[0]}/test_images.npy (missing: "
+                              f"{', '.join(missing)}); list only the corruptions it holds in robustness.corruptions.")
     n = r.autoattack.n_images
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"robustness.autoattack.n_images must be 0 (off) or a positive integer, got {n!r}.")

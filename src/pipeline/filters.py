@@ -14,7 +14,7 @@ import torch
 
 from pipeline import plots
 from pipeline.images import to_model_input
-from pipeline.models import CNN, MLP
+from pipeline.models import CNN, MLP, SmallConv
 
 
 def first_layer_weights(model) -> torch.Tensor:
@@ -24,6 +24,9 @@ def first_layer_weights(model) -> torch.Tensor:
         return layer.weight.detach().reshape(-1, 28, 28)
     if isinstance(model, CNN):
         conv = next(m for m in model.features if isinstance(m, torch.nn.Conv2d))
+        return conv.weight.detach().mean(1)
+    if isinstance(model, SmallConv):
+        conv = next(m for m in model.net if isinstance(m, torch.nn.Conv2d))
         return conv.weight.detach().mean(1)
     raise ValueError(f"no first-layer picture for {type(model).__name__}")
 
@@ -35,6 +38,8 @@ def deep_units(model) -> torch.nn.Module:
         return model.net[layers[-2] + 1]  # the activation after the last hidden layer
     if isinstance(model, CNN):
         return model.features
+    if isinstance(model, SmallConv):
+        return model.net[-2]  # the activation of the hidden layer
     raise ValueError(f"no hidden units to show for {type(model).__name__}")
 
 
@@ -60,7 +65,8 @@ def write_figures(model, images: torch.Tensor, out_dir: Path) -> list[Path]:
     if isinstance(model, MLP) and not model.linear_layers()[:-1]:
         return []  # a single linear layer: its "filters" are the 10 class templates, shown all the same
     weights = first_layer_weights(model)
-    kind = "MLP layer-1 weights (28x28 each)" if isinstance(model, MLP) else "CNN layer-1 kernels (3x3)"
+    size = "x".join(map(str, weights.shape[1:]))
+    kind = "MLP layer-1 weights (28x28 each)" if isinstance(model, MLP) else f"conv layer-1 kernels ({size})"
     paths = [plots.filters_png(weights[:64], out_dir / "filters_layer1.png", f"{kind}: red +, blue -")]
     chosen, picks = top_activating(model, images)
     paths.append(plots.top_images_png(images, chosen, picks, out_dir / "filters_deep.png",

@@ -42,24 +42,44 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def adversarial_batch(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def adversarial_eps(self, batch_idx: int) -> float:
+        """The training eps now: ramped linearly over `warmup_epochs` (an eps warm-up keeps
+        multi-step adversarial training from stalling at chance early on), then constant."""
+        cfg = self.adversarial_cfg
+        warmup = cfg.get("warmup_epochs", 0) or 0
+        if warmup <= 0 or self._trainer is None:
+            return cfg["eps"]
+        progress = (self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)) / warmup
+        return cfg["eps"] * min(1.0, progress)
+
+    def adversarial_batch(self, x: torch.Tensor, y: torch.Tensor, batch_idx: int = 0) -> torch.Tensor:
         """Replace the batch by its adversarial version (adversarial training), if configured."""
         cfg = self.adversarial_cfg
         if cfg["method"] == "none":
             return x
         from pipeline.robustness.attacks import pgd
 
-        eps, steps = cfg["eps"], cfg.get("steps", 1)
+        eps, steps = self.adversarial_eps(batch_idx), cfg.get("steps", 1)
+        # A configured step size is relative to the full eps, so it shrinks with the warm-up.
+        step_size = cfg.get("step_size") and cfg["step_size"] * eps / cfg["eps"]
         if cfg["method"] == "fgsm":  # FGSM from a random start = one PGD step of 1.25 eps
-            step_size = cfg.get("step_size") or 1.25 * eps
-            return pgd(self.net, x, y, eps, steps=1, step_size=step_size, random_start=True)
-        return pgd(self.net, x, y, eps, steps=steps, step_size=cfg.get("step_size"), random_start=True)
+            return pgd(self.net, x, y, eps, steps=1, step_size=step_size or 1.25 * eps, random_start=True)
+        if cfg["method"] == "trades":
+            from pipeline.robustness.trades import trades_perturb
+
+            return trades_perturb(self.net, x, eps, steps=steps, step_size=step_size)
+        return pgd(self.net, x, y, eps, steps=steps, step_size=step_size, random_start=True)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        x = self.adversarial_batch(x, y)
-        logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        x_adv = self.adversarial_batch(x, y, batch_idx)
+        logits = self.net(x_adv)
+        if self.adversarial_cfg["method"] == "trades":
+            from pipeline.robustness.trades import trades_loss
+
+            loss = trades_loss(self.net(x), logits, y, self.adversarial_cfg.get("beta", 6.0))
+        else:
+            loss = F.cross_entropy(logits, y)
         # A diverged run stops instead of producing a garbage model. Checked every
         # few steps, not every step: reading the value forces a device sync.
         if batch_idx % self.trainer.log_every_n_steps == 0 and not torch.isfinite(loss):

@@ -186,7 +186,8 @@ def build(cfg: DictConfig) -> dict[str, Path]:
     out_dir = Path(cfg.report.dir)
     results = claims_mod.load_results(cfg.report.results_dir)
     run_dir = Path(cfg.run_dir)
-    claims = claims_mod.all_claims(results, _read_json(run_dir / "robustness.json"))
+    claims = claims_mod.all_claims(results, _read_json(run_dir / "robustness.json"),
+                                   claims_mod.load_remedy(cfg.report.results_dir))
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     figure_paths = {}

@@ -36,13 +36,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
     from pipeline.callbacks import EpochHistory, EpochSeed
     from pipeline.checkpoint_io import AtomicCheckpointIO
+    from pipeline.robust_guard import MONITOR, guard_from_config
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
+    # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
+    guard = guard_from_config(cfg)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                                 monitor=MONITOR if guard else "val/acc",
                                  mode="max", save_last=True, auto_insert_metric_name=False)
     # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
     live = sys.stderr.isatty()
     callbacks = [checkpoint, EpochHistory(run_dir / "plots" / "history.csv", run, quarter_reports=not live),
-                 EpochSeed(cfg.seed)]
+                 EpochSeed(cfg.seed)] + ([guard] if guard else [])
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     # Every Trainer argument conf/trainer/ sets is passed as is: a new one needs no code.

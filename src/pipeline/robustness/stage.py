@@ -69,6 +69,8 @@ def corruption_table(model, x, y, r: DictConfig, generator_seed: int) -> list[di
 
     from pipeline.robustness.corruptions import get_corruption
 
+    if r.get("mnist_c_dir"):
+        return official_corruption_table(model, r, x.device)
     rows = []
     for name in r.corruptions:
         g = torch.Generator().manual_seed(generator_seed)
@@ -77,6 +79,20 @@ def corruption_table(model, x, y, r: DictConfig, generator_seed: int) -> list[di
         acc, ece = _accuracy_and_ece(model, corrupted, y, r.batch_size)
         rows.append({"corruption": name, "accuracy": acc, "ece": ece})
         _log(f"MNIST-C {name}: accuracy {acc:.4f}, ECE {ece:.4f}")
+    return rows
+
+
+def official_corruption_table(model, r: DictConfig, device) -> list[dict]:
+    """The same table from the official MNIST-C .npy files in robustness.mnist_c_dir (all their images)."""
+    from pipeline.robustness.mnist_c_files import load_corruption
+
+    rows = []
+    for name in r.corruptions:
+        images, labels = load_corruption(r.mnist_c_dir, name)
+        acc, ece = _accuracy_and_ece(model, images.unsqueeze(1).float().div(255).to(device), labels.to(device),
+                                     r.batch_size)
+        rows.append({"corruption": name, "accuracy": acc, "ece": ece})
+        _log(f"MNIST-C {name} (official files, {len(labels)} images): accuracy {acc:.4f}, ECE {ece:.4f}")
     return rows
 
 
