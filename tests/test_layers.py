@@ -12,16 +12,18 @@ LAYERS = [
         "pipeline", "pipeline.calibration", "pipeline.metrics", "pipeline.metric_names", "pipeline.images",
         "pipeline.models", "pipeline.builders", "pipeline.packaged_model", "pipeline.collapse", "pipeline.idx", "pipeline.robustness", "pipeline.robustness._utils",
         "pipeline.robustness.names", "pipeline.robustness.attacks", "pipeline.robustness.corruptions",
-        "pipeline.robustness.ood", "pipeline.robustness.autoattack"}),
+        "pipeline.robustness.ood", "pipeline.robustness.autoattack", "pipeline.robustness.trades",
+        "pipeline.robustness.literature", "pipeline.robustness.mnist_c_files"}),
     ("files, figures, configuration", {
         "pipeline.config", "pipeline.data", "pipeline.plots", "pipeline.filters", "pipeline.resume",
         "pipeline.stages", "pipeline.atomic", "pipeline.store"}),
     ("the one door to MLflow", {"pipeline.tracking"}),
     ("Lightning glue and the registry", {
-        "pipeline.module", "pipeline.datamodule", "pipeline.callbacks", "pipeline.checkpoint_io", "pipeline.sweep_ddp",
+        "pipeline.module", "pipeline.datamodule", "pipeline.callbacks", "pipeline.checkpoint_io", "pipeline.robust_guard", "pipeline.sweep_ddp",
         "pipeline.registry"}),
     ("stage entries: compute, then record", {
         "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage", "pipeline.robustness.__main__",
+        "pipeline.robustness.remedy",
         "pipeline.predict", "pipeline.ui"}),
     ("many runs at once", {"pipeline.results", "pipeline.claims", "pipeline.sweep", "pipeline.report",
                            "hydra_plugins.pipeline_optuna_sweeper", "hydra_plugins.pipeline_optuna_sweeper.sweeper",
