@@ -32,6 +32,7 @@ BENCHMARKS = {  # name -> module
     "loop": "loop",
     "tta": "time_to_accuracy",
     "startup": "startup",
+    "command": "command",
     "attack": "attack_cost",
     "choices": "choices",
     "gpu": "gpu",

@@ -152,6 +152,27 @@ def test_compile_row_reports_a_result_or_the_failure():
         assert r["checks"]["same_logits"] and r["checks"]["compile_s"] > 0
 
 
+def test_bare_script_learns(mnist_root):
+    """The baseline of the whole-command row is a real training: it must learn, or the ratio means nothing."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(PROJECT / "benchmarks" / "bare_train.py"), "--data", str(mnist_root),
+                           "--epochs", "2", "--train-size", "5000"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(result["test_acc"]) == 2 and result["test_acc"][-1] > 0.85 and result["loop_s"] > 0
+
+
+@pytest.mark.slow
+def test_whole_command_rows():
+    from benchmarks import command
+
+    rows = check_rows(command.run(quick=True, repeats=1), "command")
+    assert [r["case"].split(",")[0].split(":")[0] for r in rows] == ["train", "fixed cost of a run", "sweep"]
+    whole = rows[0]
+    assert whole["target"] == "ratio <= 1.5" and whole["checks"]["bare_loop_s"][0] < whole["baseline"]
+
+
 def test_gpu_is_skipped_without_cuda():
     from benchmarks import gpu
 

@@ -1,0 +1,54 @@
+"""The baseline a training command is measured against: a bare PyTorch script.
+
+    python benchmarks/bare_train.py --data data/mnist --epochs 8
+
+The seed MLP (784-128-64-10, ReLU), Adam 1e-3, batches of 128 from the same in-memory uint8
+tensors the pipeline trains on, and the test-set accuracy after every epoch. No framework, no
+tracking, no files: what a person would write by hand. Prints one JSON line with the seconds
+spent in the loop (training and evaluation), so the caller can separate imports and set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", type=Path, required=True, help="a prepared data/mnist folder")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-size", type=int, default=55_000, help="the pipeline trains on 55k, validates on 5k")
+    args = p.parse_args()
+
+    torch.manual_seed(42)
+    train = torch.load(args.data / "train.pt", weights_only=True)
+    test = torch.load(args.data / "test.pt", weights_only=True)
+    x, y = train["images"][: args.train_size], train["labels"][: args.train_size]
+    x_test, y_test = test["images"].float().div(255).view(-1, 784), test["labels"]
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    started, accuracies = time.perf_counter(), []
+    for _ in range(args.epochs):
+        model.train()
+        for idx in torch.randperm(len(y)).split(args.batch_size):
+            loss = F.cross_entropy(model(x[idx].float().div(255).view(-1, 784)), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            accuracies.append(float((model(x_test).argmax(1) == y_test).double().mean()))
+    print(json.dumps({"loop_s": time.perf_counter() - started, "test_acc": accuracies}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
