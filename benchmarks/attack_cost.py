@@ -87,17 +87,17 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
         acc = {}
 
-        def throughput(key, fn):
+        def throughput(key, fn, acc=acc, n=n):
             def measure() -> float:
                 start = time.perf_counter()
                 acc[key] = fn()
                 return n / (time.perf_counter() - start)
             return measure
 
-        variants = {"ours": throughput("ours", lambda: accuracy_under_attack(model, x, y, attack, batch_size=BATCH)),
-                    "plain": throughput("plain", lambda: plain_accuracy(model, x, y))}
+        variants = {"ours": throughput("ours", lambda model=model, x=x, y=y: accuracy_under_attack(model, x, y, attack, batch_size=BATCH)),
+                    "plain": throughput("plain", lambda model=model, x=x, y=y: plain_accuracy(model, x, y))}
         if nchw is not None:
-            variants["nchw"] = throughput("nchw", lambda: accuracy_under_attack(nchw, x, y, attack, batch_size=BATCH))
+            variants["nchw"] = throughput("nchw", lambda nchw=nchw, x=x, y=y: accuracy_under_attack(nchw, x, y, attack, batch_size=BATCH))
         got = interleaved(variants, repeats)
         rows.append(row("attack", f"{arch.upper()} PGD-10 eps {EPS} vs plain PGD loop", median(got["ours"]),
                         median(got["plain"]), "img/s", (">=", 0.9, "ratio"),

@@ -103,7 +103,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         one.step()
         two.step()
         with torch.no_grad():
-            dw = max(float((p - q).abs().max()) for p, q in zip(one.model.parameters(), two.model.parameters()))
+            dw = max(float((p - q).abs().max()) for p, q in zip(one.model.parameters(), two.model.parameters(), strict=False))
         a, b, s = compare(Stepper(copy.deepcopy(m), opt), Stepper(copy.deepcopy(m), opt, fused=True),
                           steps[arch], warmup, repeats)
         rows.append(row("choices", f"{arch.upper()} step, {opt} default vs fused=True", a, b, "ms",
@@ -122,7 +122,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     from pipeline.data import load_split
     from pipeline.images import to_model_input
 
-    images, labels = load_split(data_root(), "test")
+    images, _labels = load_split(data_root(), "test")
     x_test = to_model_input(images[:2000])
     for arch in ("mlp", "cnn"):
         m = _model(arch, channels_last=arch == "cnn")

@@ -76,7 +76,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
 
             def one_pass() -> float:
                 start, seen = time.perf_counter(), 0
-                for x, y in DataLoader(subset, batch_size=BATCH, shuffle=True, num_workers=workers):
+                for _x, y in DataLoader(subset, batch_size=BATCH, shuffle=True, num_workers=workers):
                     seen += len(y)
                 return seen / (time.perf_counter() - start)
             return one_pass

@@ -207,7 +207,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         with count_host_reads() as reads:
             steps = _step_reads(reads)
             run_ours(cfg, initial_state(cfg), tmp / "host_reads", [steps])
-        per_step = [b - a for a, b in zip(steps.marks, steps.marks[1:])]
+        per_step = [b - a for a, b in zip(steps.marks, steps.marks[1:], strict=False)]
         mlp128 = next(r for r in rows if r["case"].startswith("MLP batch 128"))
         mlp128["checks"]["host_reads_per_step"] = sum(per_step) / len(per_step)
     return rows

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import PROJECT, machine, machine_header, markdown_table, row  # noqa: E402
+from benchmarks.common import PROJECT, machine, machine_header, markdown_table, row
 
 BENCHMARKS = {  # name -> module
     "data": "data_path",
@@ -86,7 +86,7 @@ def quiet(log_path: Path, verbose: bool):
             yield
         finally:
             root.handlers = saved
-            for lg, level in zip(lightning_loggers, levels):
+            for lg, level in zip(lightning_loggers, levels, strict=False):
                 lg.setLevel(level)
 
 

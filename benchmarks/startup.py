@@ -45,7 +45,7 @@ def until_line(cmd: list[str], cwd: Path, marker: str) -> float:
             if line.startswith(marker):
                 seen = time.perf_counter() - start
                 break
-            tail = (tail + [line])[-20:]
+            tail = ([*tail, line])[-20:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -83,7 +83,7 @@ def train_to_accuracy(overrides: list[str], target: float, tmp: Path) -> dict:
 
 def _measure(name: str, overrides: list[str], target: float, limit: float | None, repeats: int) -> dict:
     runs = []
-    for i in range(repeats):
+    for _i in range(repeats):
         with tempfile.TemporaryDirectory(prefix="bench-tta-") as tmp:
             runs.append(train_to_accuracy(overrides, target, Path(tmp)))
     secs = [r["seconds"] for r in runs]
@@ -119,7 +119,7 @@ def pipeline_stages(repeats: int = 1) -> list[dict]:
     for stage, secs in times.items():
         rows.append(row("pipeline", f"stage {stage} (python -m pipeline.{stage} --params)", median(secs), unit="s",
                         samples=secs))
-    total = [sum(t) for t in zip(*times.values())]
+    total = [sum(t) for t in zip(*times.values(), strict=False)]
     rows.append(row("pipeline", "default pipeline, train+evaluate+robustness", median(total), unit="s",
                     note="what `dvc repro` runs after the data stage", samples=total))
     return rows

@@ -71,7 +71,7 @@ def serving(cmd: list, health_url: str, cwd: Path, env: dict | None = None, log:
     import time
     import urllib.request
 
-    out = open(log, "w") if log else subprocess.DEVNULL
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 -- closed after the yield
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -84,7 +84,7 @@ def serving(cmd: list, health_url: str, cwd: Path, env: dict | None = None, log:
                         break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{health_url} did not answer within {timeout}s")
+                    raise AssertionError(f"{health_url} did not answer within {timeout}s") from None
                 time.sleep(0.5)
         yield proc
     finally:

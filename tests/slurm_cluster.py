@@ -101,7 +101,7 @@ MinJobAge=3600
 DefMemPerCPU=1024
 KillWait=30
 """ + "".join(f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={NODE} Port={port} CPUs=2 "
-              f"RealMemory={mem_mb} State=UNKNOWN\n" for name, port in zip(NODES, slurmd_ports)) + \
+              f"RealMemory={mem_mb} State=UNKNOWN\n" for name, port in zip(NODES, slurmd_ports, strict=False)) + \
         f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4\n"
 
 

@@ -11,7 +11,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level package of the repository, not installed

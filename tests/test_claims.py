@@ -4,9 +4,9 @@ leaves its results for the report, and the report stage renders them."""
 import json
 
 import pytest
+from conftest import run_module
 from mlflow.tracking import MlflowClient
 
-from conftest import run_module
 from pipeline.config import CONF_DIR, compose
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem.startswith(("claim_", "optuna")))
@@ -86,7 +86,7 @@ def test_preset_sweep_is_one_parent_run_with_a_child_per_job(swept, preset):
 
 @pytest.mark.slow
 def test_sweep_values_reach_the_jobs(swept):
-    root, uri, _ = swept
+    root, _uri, _ = swept
     linear = json.loads((root / "reports/results/claim_linear.json").read_text())
     assert [j["params"]["model.hidden"] for j in linear["jobs"]] == ["[]", "[32, 16]"]
     for job in linear["jobs"]:  # each stack was multiplied out and matched its single map

@@ -2,9 +2,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROJECT, run_module
 from omegaconf import OmegaConf
 
-from conftest import PROJECT, run_module
 from pipeline.config import ConfigError, compose, load_params, validate
 
 
@@ -52,7 +52,7 @@ def test_bad_values_are_named_with_the_fix(override, message):
 
 
 def test_missing_params_file_says_how_to_make_it(tmp_path):
-    with pytest.raises(ConfigError, match="python -m pipeline.config >"):
+    with pytest.raises(ConfigError, match=r"python -m pipeline.config >"):
         load_params(tmp_path / "params.yaml")
 
 

@@ -8,6 +8,7 @@ real command lines for each kind of error.
 from __future__ import annotations
 
 import pytest
+from conftest import run_module
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import HydraException
@@ -15,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from conftest import run_module
 from pipeline.config import CONF_DIR, ConfigError, check_group_overrides, compose, validate
 
 

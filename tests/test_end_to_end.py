@@ -5,13 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import PROJECT, run_module
+from mlflow.tracking import MlflowClient
 
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
 
@@ -132,7 +130,7 @@ def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "distributed_backend=gloo" in out.stderr + out.stdout
     assert out.stdout.count("[train] epoch 1/1") == 1  # rank 1 trains but does not report or log
-    client, run = _only_run(uri)
+    _client, run = _only_run(uri)
     assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
 

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import run_module
+
 from pipeline import atomic
 
 MLP_PARAMETERS = 109_386  # the default 784-128-64-10 MLP

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from code_graph import PROJECT, SRC, imported_modules, module_file, module_name
 
 # From the bottom up; a module may import its own layer and the layers below it.

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
 
 optuna = pytest.importorskip("optuna", minversion="4.0")

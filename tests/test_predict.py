@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_module
+from PIL import Image
 
 N = 100
 LINE = re.compile(r"^(?P<path>.+): (?P<cls>\d) \(probability (?P<p>[0-9.]+)\)")

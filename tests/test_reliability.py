@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import run_module
+from mlflow.tracking import MlflowClient
 
 SMALL = ["data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4", "tracking.log_model=false"]
 
@@ -92,7 +91,7 @@ def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tm
     secret = "s3cr3t-token-value-42"
     env = {"MY_API_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret}
     _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
-    run_dir, uri, out = _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
+    _run_dir, uri, out = _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
     assert "resuming" not in out.stdout  # the first run had finished: the same command trains afresh
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])

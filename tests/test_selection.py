@@ -6,9 +6,9 @@ import json
 import os
 
 import pytest
+from conftest import run_module
 from omegaconf import OmegaConf
 
-from conftest import run_module
 from pipeline.config import compose
 
 

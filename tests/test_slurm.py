@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 import slurm_cluster
 from conftest import need, run_module
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 TINY = ["data.train_subset=1000", "trainer.max_epochs=1", "tracking.log_model=false", "evaluate.batch_size=5000"]
@@ -57,7 +56,7 @@ def test_sweep_runs_as_slurm_jobs_under_one_parent_run(cluster, tmp_path, mnist_
                         cwd=tmp_path, env=cluster.env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
-    client, children, parents = runs(uri)
+    _client, children, parents = runs(uri)
     (parent,) = parents
     assert len(children) == 3 and parent.info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
@@ -83,7 +82,7 @@ def test_ddp_training_with_two_slurm_tasks(cluster, tmp_path, mnist_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
     # One MLflow run, written by rank 0 only.
-    client, children, parents = runs(uri)
+    _client, children, _parents = runs(uri)
     (run,) = children
     assert run.info.status == "FINISHED" and run.data.params["trainer.strategy"] == "ddp"
     assert "test/acc" in run.data.metrics
@@ -108,7 +107,7 @@ def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
                         f"data.root={mnist_root}", f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=cluster.env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
-    client, children, parents = runs(uri)
+    _client, children, _parents = runs(uri)
     (run,) = children
     assert run.info.status == "FINISHED" and run.data.params["trainer.num_nodes"] == "2"
     job = wait_finished(cluster, run.data.tags["slurm.job_id"])

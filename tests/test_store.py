@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
+
 from pipeline import store, tracking
 
 
@@ -125,7 +125,7 @@ def test_guard_backs_up_at_most_hourly_and_keeps_the_last_few(db):
     first = store.guard(db)
     assert first is not None and runs_in(first) == ["run-0", "run-1", "run-2"]
     assert store.guard(db) is None  # within the hour: nothing to do
-    for i in range(store.KEEP + 2):
+    for _i in range(store.KEEP + 2):
         newest = store.backups(db)[0]
         old = time.time() - store.INTERVAL_S - 60
         os.utime(newest, (old, old))
@@ -134,9 +134,9 @@ def test_guard_backs_up_at_most_hourly_and_keeps_the_last_few(db):
 
 
 def test_schema_migration_is_preceded_by_a_backup(db):
+    import sqlalchemy
     from alembic import command
     from mlflow.store.db import utils as db_utils
-    import sqlalchemy
 
     uri = f"sqlite:///{db}"
     head = store.schema_version(db)

@@ -3,9 +3,8 @@
 import sys
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import free_port, run_module, serving
+from mlflow.tracking import MlflowClient
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 

@@ -31,7 +31,7 @@ def test_recording_closes_the_run_with_its_true_status(store, raised, status):
             run.log_metrics({"test/acc": 0.5})
             if raised is not None:
                 raise raised
-    except BaseException as err:  # noqa: BLE001 - re-raised by recording, checked here
+    except BaseException as err:
         assert err is raised
     assert _status(run) == status
     assert tracking.get_run(uri, run.run_id).data.metrics["test/acc"] == 0.5

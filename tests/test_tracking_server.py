@@ -2,7 +2,8 @@
 training logs to the server through one URI, and everything is read back (and found in PostgreSQL).
 
 Needs PostgreSQL's server binaries (initdb, pg_ctl; scripts/install-test-services.sh) and the
-psycopg driver (psycopg[binary]). Without them the test is skipped, except under CI (the CI variable set), where it fails.
+psycopg driver (psycopg[binary]). Without them the test is skipped, except under CI (the CI variable
+set), where it fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port, need, run_module, serving
 
 PASSWORD = "mlflow-test-only"

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, free_port, need, run_module, serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

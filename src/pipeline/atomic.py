@@ -11,8 +11,9 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 

@@ -8,7 +8,7 @@ load with torch.load(weights_only=True).
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn

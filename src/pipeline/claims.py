@@ -122,7 +122,7 @@ def _time_to(job: dict, target: float) -> tuple[int | None, float | None]:
     """(epochs, seconds of training) until val/acc first reaches target."""
     elapsed = 0.0
     for epoch, (acc, secs) in enumerate(zip(job["history"].get(names.VAL_ACC, []),
-                                            job["history"].get(names.EPOCH_SECONDS, [])), start=1):
+                                            job["history"].get(names.EPOCH_SECONDS, []), strict=False), start=1):
         elapsed += secs
         if acc >= target:
             return epoch, elapsed
@@ -163,9 +163,9 @@ def power_law(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
     mx, my = statistics.fmean(lx), statistics.fmean(ly)
     sxx = sum((x - mx) ** 2 for x in lx)
-    slope = sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / sxx
+    slope = sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=False)) / sxx
     intercept = my - slope * mx
-    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(lx, ly))
+    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(lx, ly, strict=False))
     ss_tot = sum((y - my) ** 2 for y in ly)
     return math.exp(intercept), -slope, 1 - ss_res / ss_tot if ss_tot else 1.0
 
@@ -186,7 +186,7 @@ def scaling_claim(results: dict) -> Claim:
                                     "PGD eps 0.1 acc"],
                           [[j["params"]["model.hidden"], f"{p:,}", _pct(1 - e), _pct(e), f"{loss:.4f}",
                             _pct(_m(j, names.attack_acc("pgd", 0.1)))]
-                           for j, p, e, loss in zip(jobs, params, errors, losses)]))
+                           for j, p, e, loss in zip(jobs, params, errors, losses, strict=False)]))
     claim.details.append(("text", "Same recipe for every size (Adam, lr 1e-3, 8 epochs, best epoch by validation "
                           "accuracy). Verdict rule: a positive power-law exponent and the largest model better "
                           "than the smallest. Depth points are the last three rows (width 256)."))
@@ -209,7 +209,7 @@ def samples_claim(results: dict) -> Claim:
     parts, rows = [], []
     for label, (ns, accs) in curves.items():
         parts.append(f"{label}: {_pct(accs[0], 1)} with {ns[0]:,} examples, {_pct(accs[-1], 1)} with {ns[-1]:,}")
-        rows += [[label, f"{n:,}", _pct(a)] for n, a in zip(ns, accs)]
+        rows += [[label, f"{n:,}", _pct(a)] for n, a in zip(ns, accs, strict=False)]
     claim.measured = "; ".join(parts)
     mlp = curves.get("MLP") or next(iter(curves.values()))
     claim.verdict = "holds" if mlp[1][-1] - mlp[1][0] > 0.1 else "does not hold"
@@ -357,9 +357,11 @@ def remedy_claim(remedy: dict | None) -> Claim | None:
             strength = ", ".join(f"{row['steps']}x{row['restarts']}: {_pct(row['pgd'], 1)}"
                                  for row in sanity.get("strength", []))
             claim.details.append(("text", (
-                f"Gradient-masking checks ({sanity.get('images', '?')} images): accuracy against eps (PGD-20) {curve} - "
+                f"Gradient-masking checks ({sanity.get('images', '?')} images): "
+                f"accuracy against eps (PGD-20) {curve} - "
                 f"monotone: {checks['monotone_in_eps']}, near 0 at eps {checks['max_eps']:g}: "
-                f"{checks['near_zero_at_max_eps']}. More PGD steps x restarts at eps {sanity.get('eps', 0.3):g} "
+                f"{checks['near_zero_at_max_eps']}. More PGD steps x restarts "
+                f"at eps {sanity.get('eps', 0.3):g} "
                 f"({strength}) never help: {checks['stronger_attack_never_helps']}. "
                 + (f"Square (black-box) fooled {_pct(checks['square_extra_fooled'], 1)} beyond the white-box "
                    f"attacks - not stronger: {checks['square_not_stronger']}."

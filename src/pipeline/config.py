@@ -7,13 +7,13 @@ before torch or Lightning is imported (those take seconds to load).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # The robustness registries' names, torch-free: a bad name is reported before torch loads.
-from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS  # noqa: F401
+from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 

@@ -8,7 +8,7 @@ augmentation happen on whole batches, on the device, in `on_after_batch_transfer
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -93,7 +93,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def from_config(cls, cfg) -> "MNISTDataModule":
+    def from_config(cls, cfg) -> MNISTDataModule:
         d = cfg.data
         return cls(root=d.root, val_size=d.val_size, split_seed=d.split_seed, train_subset=d.train_subset,
                    epoch_size=d.get("epoch_size"), batch_size=d.batch_size, eval_batch_size=d.eval_batch_size,

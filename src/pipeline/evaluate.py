@@ -73,7 +73,7 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     bin_rows = [{"bin_lower": float(lo), "bin_upper": float(hi), "count": int(n),
                  "confidence": float(c), "accuracy": float(a)}
                 for lo, hi, n, c, a in zip(bins["lower"], bins["upper"], bins["count"], bins["confidence"],
-                                           bins["accuracy"]) if n > 0]
+                                           bins["accuracy"], strict=False) if n > 0]
     result = {
         "test": {
             "acc": float((preds == labels).double().mean()),
@@ -112,7 +112,7 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     atomic.write_json(metrics_path, result)
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     plots.write_csv(plot_dir / "confusion.csv",
-                    [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions)])
+                    [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions, strict=False)])
     plots.write_csv(plot_dir / "reliability.csv", evaluation.reliability)
     test = result["test"]
     figures = [plots.confusion_png(evaluation.confusion, fig_dir / "confusion.png"),

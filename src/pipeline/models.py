@@ -7,7 +7,7 @@ corruptions work in pixel space. Softmax is left to the loss.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn

@@ -33,7 +33,7 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
     @classmethod
-    def from_config(cls, cfg) -> "Classifier":
+    def from_config(cls, cfg) -> Classifier:
         """From a composed config: its model, optim and adversarial sections, as plain dicts."""
         from omegaconf import OmegaConf
 

@@ -92,7 +92,7 @@ def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool =
     else:
         fig, ax = plt.subplots(figsize=(5, 3.6))
         axes = [ax] * len(series)
-    for ax, (name, (xs, ys)) in zip(axes, series.items()):
+    for ax, (name, (xs, ys)) in zip(axes, series.items(), strict=False):
         ax.plot(xs, ys, marker="o", label=name)
         ax.set(xlabel=f"{name} {xlabel}" if panels else xlabel, ylabel="accuracy", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
@@ -106,7 +106,7 @@ def corruption_examples_png(examples, path: Path) -> Path:
     """One digit under every corruption: `examples` is [(name, 28x28 image in [0, 1])], clean first."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(examples), figsize=(1.3 * len(examples), 1.8), squeeze=False)
-    for ax, (name, image) in zip(axes[0], examples):
+    for ax, (name, image) in zip(axes[0], examples, strict=False):
         ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name.replace("_", " "), fontsize=7)
         ax.axis("off")
@@ -122,7 +122,7 @@ def filters_png(weights, path: Path, title: str) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.75, rows * 0.75 + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, w in zip(axes.flat, weights):
+    for ax, w in zip(axes.flat, weights, strict=False):
         limit = float(w.abs().max()) or 1.0
         ax.imshow(w.numpy(), cmap="seismic", vmin=-limit, vmax=limit)
     fig.suptitle(title, fontsize=9)

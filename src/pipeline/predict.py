@@ -36,6 +36,7 @@ any model is loaded, with a message naming the file and the fix, and exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -108,8 +109,8 @@ def _fit(pixels):
     total = small.sum()
     cy, cx = ((np.indices(small.shape) * small).reshape(2, -1).sum(1) / total) if total > 0 else (
         small.shape[0] / 2, small.shape[1] / 2)
-    top = int(round(SIZE / 2 - cy))
-    left = int(round(SIZE / 2 - cx))
+    top = int(round(SIZE / 2 - cy))  # noqa: RUF046 -- cy may be a numpy scalar
+    left = int(round(SIZE / 2 - cx))  # noqa: RUF046
     top = min(max(top, 0), SIZE - small.shape[0])
     left = min(max(left, 0), SIZE - small.shape[1])
     frame[top:top + small.shape[0], left:left + small.shape[1]] = small
@@ -156,15 +157,15 @@ def load_image(path: Path, fit: bool = False):
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF or WebP).")
+        raise InputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF or WebP).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise InputError(f"{path} is refused as a decompression bomb ({err}). Scale it down below "
-                         f"{MAX_PIXELS:,} pixels first.")
+                         f"{MAX_PIXELS:,} pixels first.") from err
     except MemoryError:
-        raise InputError(f"{path} needs more memory to decode than is available; scale it down first.")
+        raise InputError(f"{path} needs more memory to decode than is available; scale it down first.") from None
     except Exception as err:  # truncated or malformed data: decoders raise OSError, SyntaxError, EOFError, ...
         raise InputError(f"{path} could not be read as an image ({type(err).__name__}: {str(err)[:200]}); "
-                         f"re-save it as PNG.")
+                         f"re-save it as PNG.") from err
     ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     if np.median(ring) > 0.5:  # light background: pen on paper -> MNIST's light-on-dark
         gray = 1.0 - gray
@@ -172,7 +173,7 @@ def load_image(path: Path, fit: bool = False):
         try:
             gray = _fit(gray)
         except InputError as err:
-            raise InputError(f"{path}: {err}")
+            raise InputError(f"{path}: {err}") from err
     return gray
 
 
@@ -187,7 +188,7 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
             return load_checkpoint(checkpoint), str(checkpoint)
         except Exception as err:  # not a checkpoint, or one holding more than tensors (refused unread)
             raise InputError(f"{checkpoint} is not a training checkpoint of this pipeline "
-                             f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}")
+                             f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}") from err
     from pipeline.registry import load_model as load_registered
     from pipeline.tracking import check_store, resolve_uri
 
@@ -199,7 +200,7 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
     except Exception as err:  # MlflowException: unknown name, alias or version
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"cannot load {model_uri} from {uri}: {first}. List what is registered with "
-                         f"`python -m pipeline.registry` (or pass --checkpoint).")
+                         f"`python -m pipeline.registry` (or pass --checkpoint).") from err
     return model, model_uri
 
 
@@ -209,14 +210,12 @@ def classify(model, images, top: int = 1):
 
     x = torch.from_numpy(images).float().unsqueeze(1)
     if hasattr(model, "eval"):
-        try:
+        with contextlib.suppress(Exception):  # exported graphs may refuse mode switches; already in inference form
             model.eval()
-        except Exception:  # exported graphs may refuse mode switches; they are already in inference form
-            pass
     with torch.no_grad():
         probs = model(x).softmax(1)
     p, c = probs.topk(max(1, min(top, probs.shape[1])), dim=1)
-    return [(cs.tolist(), ps.tolist()) for cs, ps in zip(c, p)]
+    return [(cs.tolist(), ps.tolist()) for cs, ps in zip(c, p, strict=False)]
 
 
 def main(argv=None) -> int:
@@ -239,8 +238,8 @@ def main(argv=None) -> int:
     for i in range(0, len(batch), 1000):
         results.extend(classify(model, batch[i:i + 1000], args.top))
     print(f"# {len(files)} image(s), model {source}", file=sys.stderr)
-    for path, (classes, probs) in zip(files, results):
-        rest = "".join(f", then {c} ({p:.3f})" for c, p in zip(classes[1:], probs[1:]))
+    for path, (classes, probs) in zip(files, results, strict=False):
+        rest = "".join(f", then {c} ({p:.3f})" for c, p in zip(classes[1:], probs[1:], strict=False))
         print(f"{path}: {classes[0]} (probability {probs[0]:.3f}){rest}")
     return 0
 

@@ -94,7 +94,7 @@ def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
     """
     try:
         found = update_champion(uri, model_name)
-    except Exception as err:  # noqa: BLE001 - reported, see above
+    except Exception as err:
         print(f"[evaluate] warning: could not update alias {ALIAS!r} of {model_name}: {err}", file=sys.stderr)
         return None
     if found:

@@ -50,9 +50,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
 
 def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     """reports/results/<preset>.json (and its figures), written atomically."""
-    from pipeline import tracking
-
-    from pipeline import atomic
+    from pipeline import atomic, tracking
 
     data = collect(uri, parent_run_id)
     out_dir = Path(results_dir)

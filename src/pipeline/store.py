@@ -24,7 +24,7 @@ import sqlite3
 import struct
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BACKUP_DIR_SUFFIX = ".backups"
@@ -136,7 +136,7 @@ def backup(db: Path, reason: str = "manual") -> Path:
     """
     folder = backup_dir(db)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")  # names sort by time
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")  # names sort by time
     target = folder / f"{db.stem}-{stamp}-{reason}.db"
     tmp = folder / f".{target.name}.{os.getpid()}.tmp"
     try:

@@ -22,9 +22,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 # No usage reports leave the machine (and none can: runs are often offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -56,7 +57,7 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def client(uri: str):
     """One client per store and process: building one costs seconds (it loads the store's plugins)."""
     from mlflow.tracking import MlflowClient
@@ -461,7 +462,7 @@ class Run:
     run_id: str
 
     @classmethod
-    def from_ref(cls, ref: Mapping[str, Any]) -> "Run":
+    def from_ref(cls, ref: Mapping[str, Any]) -> Run:
         """The run a run.json names (see read_run_ref)."""
         return cls(ref["tracking_uri"], ref["run_id"])
 

@@ -5,8 +5,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.robustness.attacks import fgsm, pgd
 from pipeline.config import severity_grids
+from pipeline.robustness.attacks import fgsm, pgd
 from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
 
 SEVERITY_GRIDS = severity_grids()

@@ -17,7 +17,7 @@ def seed_mlp_and_test_images(mnist_root):
     x_train, y_train = images[:20000].unsqueeze(1).float() / 255, labels[:20000]
     model = MLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(0, len(y_train), 200):
             loss = F.cross_entropy(model(x_train[i:i + 200]), y_train[i:i + 200])
             opt.zero_grad()

@@ -21,7 +21,7 @@ def trained_smallconv(mnist_root):
     x, y = images[10_000:16_000].unsqueeze(1).float().div(255), labels[10_000:16_000]
     model = SmallConv()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for step in range(300):
+    for _step in range(300):
         i = torch.randint(0, len(y), (100,))
         loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
         optimizer.zero_grad()

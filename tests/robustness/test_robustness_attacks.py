@@ -154,7 +154,8 @@ def test_training_flags_restored_and_attack_runs_in_eval_mode(small_model, eval_
 
 def test_pgd_is_deterministic_for_a_seed_and_restarts_only_help(small_model, eval_batch):
     x, y = eval_batch
-    run = lambda r, s: pgd(small_model, x, y, 0.12, steps=5, restarts=r, generator=torch.Generator().manual_seed(s))
+    def run(r, s):
+        return pgd(small_model, x, y, 0.12, steps=5, restarts=r, generator=torch.Generator().manual_seed(s))
     assert torch.equal(run(1, 0), run(1, 0))
     assert not torch.equal(run(1, 0), run(1, 1))
     # Restart 1 of a 3-restart run equals the 1-restart run, and a fooled example keeps
@@ -192,7 +193,7 @@ def test_check_eps_accepts():
 def test_registry():
     assert set(ATTACKS) == {"fgsm", "pgd"}
     assert get_attack("pgd") is pgd
-    with pytest.raises(ValueError, match="fgsm.*pgd"):
+    with pytest.raises(ValueError, match=r"fgsm.*pgd"):
         get_attack("cw")
 
 

@@ -6,7 +6,7 @@ shadow each other where both are installed.
 
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -14,7 +14,7 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class SamplerConf:
     name: str = "tpe"          # tpe | random
-    seed: Optional[int] = None
+    seed: int | None = None
 
 
 @dataclass
@@ -22,7 +22,7 @@ class OptunaStudySweeperConf:
     _target_: str = "hydra_plugins.pipeline_optuna_sweeper.sweeper.OptunaStudySweeper"
     study_name: str = "study"
     # sqlite:///path/study.db (or any SQLAlchemy URL); null keeps the study in memory only.
-    storage: Optional[str] = None
+    storage: str | None = None
     direction: str = "maximize"
     n_trials: int = 10          # trials the study finishes in all, whichever worker runs them
     n_jobs: int = 1             # trials asked at once and handed to the launcher together
@@ -33,7 +33,7 @@ class OptunaStudySweeperConf:
     max_retry: int = 2
     sampler: SamplerConf = field(default_factory=SamplerConf)
     # Search space in Hydra's sweep grammar: choice(...), interval(a, b), tag(log, interval(a, b)), range(...)
-    params: Dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="optuna_study", node=OptunaStudySweeperConf,

@@ -22,8 +22,9 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -306,7 +307,7 @@ class OptunaStudySweeper(Sweeper):
                 jobs.append([*fixed, *values, f"hydra.sweep.subdir=trial-{trial.number}"])
             with heartbeat(storage, [t._trial_id for t in asked], c.heartbeat_interval):
                 returns = self.launcher.launch(jobs, initial_job_idx=asked[0].number)
-            for trial, ret in zip(asked, returns):
+            for trial, ret in zip(asked, returns, strict=False):
                 run_id = self._record_trial(trial.number, ret)
                 if run_id:
                     trial.set_user_attr("mlflow.run_id", run_id)

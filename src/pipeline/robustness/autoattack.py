@@ -17,7 +17,6 @@ import torch
 from ._utils import eval_mode, require_grad_mode
 from .attacks import check_eps
 
-
 _AFTER = re.compile(r"robust accuracy after ([A-Z-]+): ([0-9.]+)%")
 
 

@@ -185,7 +185,7 @@ def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     rr, cc = grid.view(1, 28, 1), grid.view(1, 1, 28)
     flat = x.reshape(n, 28 * 28).double()
     out = torch.zeros_like(flat)
-    for i, wgt in zip(taps, weights):
+    for i, wgt in zip(taps, weights, strict=False):
         ox = torch.ceil(i * torch.cos(angle) - 0.5).long().view(n, 1, 1)
         oy = torch.ceil(i * torch.sin(angle) - 0.5).long().view(n, 1, 1)
         idx = (rr + oy).clamp(0, 27) * 28 + (cc + ox).clamp(0, 27)

@@ -12,6 +12,7 @@ Pure functions on a model and tensors (no files, no tracking):
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 
@@ -62,10 +63,10 @@ def sanity_checks(curve: list[dict], strength: list[dict], autoattack: dict[str,
     accs = [row["pgd"] for row in sorted(curve, key=lambda row: row["eps"])]
     strengths = [row["pgd"] for row in strength]
     checks = {
-        "monotone_in_eps": all(b <= a + tolerance for a, b in zip(accs, accs[1:])),
+        "monotone_in_eps": all(b <= a + tolerance for a, b in itertools.pairwise(accs)),
         "near_zero_at_max_eps": accs[-1] <= near_zero,
         "max_eps": max(row["eps"] for row in curve), "acc_at_max_eps": accs[-1],
-        "stronger_attack_never_helps": all(b <= a + tolerance for a, b in zip(strengths, strengths[1:])),
+        "stronger_attack_never_helps": all(b <= a + tolerance for a, b in itertools.pairwise(strengths)),
     }
     if autoattack and "square" in autoattack:
         white_box = min(v for k, v in autoattack.items() if k not in ("square", "final"))
