@@ -48,7 +48,7 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def full_disk_error(err: BaseException) -> OSError | None:
+def full_disk_error(err: BaseException | None) -> OSError | None:
     """The "no space left" error behind `err` (libraries often wrap it), if any."""
     seen = set()
     while err is not None and id(err) not in seen:

@@ -44,7 +44,7 @@ def _triangle(steps: int) -> Callable[[int], float]:
     return lambda t: t / peak if t < peak else max(0.0, (steps - t) / (steps - peak))
 
 
-def _lookup(table: Mapping, key: str, name) -> Callable | None:
+def _lookup(table: Mapping, key: str, name) -> Callable:
     try:
         return table[name]
     except (KeyError, TypeError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def _m(job: dict, key: str) -> float | None:
     return job["metrics"].get(key)
 
 
+def _v(job: dict, key: str) -> float:
+    """A metric the computation needs: a missing one fails here, by name, rather than further on."""
+    value = _m(job, key)
+    if value is None:
+        raise KeyError(f"metric {key} missing from job {job.get('overrides', '?')}")
+    return value
+
+
 def _params(job: dict) -> int:
     return int(job["params"]["model.parameters"])
 
@@ -67,7 +76,7 @@ def seeds_claim(number: str, text: str, preset: str, results: dict, target: tupl
     if preset not in results:
         return claim
     jobs = results[preset]["jobs"]
-    accs = [_m(j, names.TEST_ACC) for j in jobs]
+    accs = [_v(j, names.TEST_ACC) for j in jobs]
     mean, std = _mean_std(accs)
     n_params = _params(jobs[0])
     claim.measured = (f"{n_params:,} parameters; test accuracy {_pct(mean)} ± {_pct(std)} "
@@ -90,14 +99,14 @@ def linear_claim(results: dict, relu_acc: float | None) -> Claim:
     jobs = sorted(results["claim_linear"]["jobs"], key=lambda j: _m(j, names.collapse("layers")) or 0)
     rows, diffs, agree = [], [], []
     for j in jobs:
-        diffs.append(_m(j, names.collapse("max_logit_diff")))
-        agree.append(_m(j, names.collapse("prediction_agreement")))
-        rows.append([int(_m(j, names.collapse("layers"))), j["params"]["model.hidden"], f"{_params(j):,}",
+        diffs.append(_v(j, names.collapse("max_logit_diff")))
+        agree.append(_v(j, names.collapse("prediction_agreement")))
+        rows.append([int(_v(j, names.collapse("layers"))), j["params"]["model.hidden"], f"{_params(j):,}",
                      _pct(_m(j, names.TEST_ACC)), _pct(_m(j, names.collapse("single_map_acc"))),
                      f"{_m(j, names.collapse('max_logit_diff')):.1e}",
                      _pct(_m(j, names.collapse("prediction_agreement")), 2),
-                     int(_m(j, names.collapse("map_rank")))])
-    accs = [_m(j, names.TEST_ACC) for j in jobs]
+                     int(_v(j, names.collapse("map_rank")))])
+    accs = [_v(j, names.TEST_ACC) for j in jobs]
     single = accs[0]
     depths = ", ".join(str(r[0]) for r in rows[:-1]) + f" and {rows[-1][0]}" if len(rows) > 1 else str(rows[0][0])
     claim.measured = (f"test accuracy {', '.join(_pct(a) for a in accs)} for {depths} linear layers; "
@@ -158,7 +167,7 @@ def activations_claim(results: dict) -> Claim:
     return claim
 
 
-def power_law(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+def power_law(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
     """y = a * x^(-b) fitted in log-log space: (a, b, R^2)."""
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
     mx, my = statistics.fmean(lx), statistics.fmean(ly)
@@ -176,7 +185,7 @@ def scaling_claim(results: dict) -> Claim:
         return claim
     jobs = sorted(results["claim_scaling"]["jobs"], key=_params)
     params = [_params(j) for j in jobs]
-    errors = [1 - _m(j, names.TEST_ACC) for j in jobs]
+    errors = [1 - _v(j, names.TEST_ACC) for j in jobs]
     losses = [_m(j, names.TEST_LOSS) for j in jobs]
     a, b, r2 = power_law(params, errors)
     claim.measured = (f"test error = {a:.3g} x parameters^-{b:.3f} (R² = {r2:.2f}) from {params[0]:,} to "
@@ -203,7 +212,7 @@ def samples_claim(results: dict) -> Claim:
         if preset in results:
             jobs = sorted(results[preset]["jobs"], key=lambda j: int(j["params"]["data.train_subset"]))
             curves[label] = ([int(j["params"]["data.train_subset"]) for j in jobs],
-                             [_m(j, names.TEST_ACC) for j in jobs])
+                             [_v(j, names.TEST_ACC) for j in jobs])
     if not curves:
         return claim
     parts, rows = [], []
@@ -286,7 +295,7 @@ def optuna_summary(results: dict) -> Claim | None:
     if "optuna_mlp" not in results:
         return None
     jobs = results["optuna_mlp"]["jobs"]
-    best = max(jobs, key=lambda j: _m(j, names.VAL_BEST_ACC))
+    best = max(jobs, key=lambda j: _v(j, names.VAL_BEST_ACC))
     claim = Claim("S", "Hyperparameter search (Optuna TPE over lr, first-layer width, dropout).", "optuna_mlp")
     p = best["params"]
     claim.measured = (f"best of {len(jobs)} trials (chosen by validation accuracy): lr {float(p['optim.lr']):.2e}, "
@@ -375,7 +384,7 @@ def remedy_claim(remedy: dict | None) -> Claim | None:
 def all_claims(results: dict, main_robustness: dict | None = None, remedy: dict | None = None) -> list[Claim]:
     relu = None
     if "claim_mlp" in results:
-        relu = statistics.fmean(_m(j, names.TEST_ACC) for j in results["claim_mlp"]["jobs"])
+        relu = statistics.fmean(_v(j, names.TEST_ACC) for j in results["claim_mlp"]["jobs"])
     claims = [
         seeds_claim("1", "A 784-128-64-10 MLP, about 110,000 parameters, reaches about 97 %.", "claim_mlp",
                     results, (0.96, 0.985)),

@@ -8,13 +8,15 @@ network's (float rounding only) and whether it predicts the same digits.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import torch
 
 from pipeline.images import to_model_input
 from pipeline.models import MLP, Normalize
 
 
-def is_linear_stack(model) -> bool:
+def is_linear_stack(model: object) -> TypeGuard[MLP]:
     return isinstance(model, MLP) and not any(
         isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Dropout)) for m in model.net)
 

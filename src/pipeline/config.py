@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -69,7 +70,7 @@ def load_params(path: str | Path) -> DictConfig:
 def _positive(cfg: DictConfig, key: str, kind: type) -> None:
     value = OmegaConf.select(cfg, key)
     accepted = (int, float) if kind is float else kind  # optim.lr=1 means 1.0
-    if isinstance(value, bool) or not isinstance(value, accepted) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, accepted) or cast(float, value) <= 0:
         raise ConfigError(
             f"{key} must be a positive {kind.__name__}, got {value!r}. "
             f"Set it on the command line, e.g. `{key}=...`."
@@ -236,7 +237,7 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     def app(cfg: DictConfig) -> object:
         hydra_cfg = HydraConfig.get()
         # As typed: an override holding `${...}` must not be resolved inside Hydra's own config.
-        typed = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+        typed = cast(list[str], OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
         if fresh_run_dir and not any(o.startswith("run_dir=") for o in typed):
             cfg.run_dir = hydra_cfg.runtime.output_dir
         try:

@@ -27,12 +27,17 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from pipeline import idx
+
+if TYPE_CHECKING:
+    import torch
+    from omegaconf import DictConfig
 
 IDX_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -64,7 +69,7 @@ def dataset_digest() -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
-def dataset_record(data_cfg) -> dict:
+def dataset_record(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a training run used, for MLflow's dataset input: name, digest, source and split sizes."""
     root = Path(data_cfg["root"])
     try:
@@ -143,7 +148,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     ALLOWED: ClassVar[set[tuple[str, str]]] = {("numpy", "ndarray"), ("numpy", "dtype"),
                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise DataError(f"the MNIST pickle refers to {module}.{name}; only numpy arrays are allowed.")
         if module == "numpy.core.multiarray" and hasattr(np, "_core"):
@@ -151,7 +156,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load_numpy_pickle(raw: bytes):
+def _load_numpy_pickle(raw: bytes) -> Any:
     return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
 
 
@@ -211,6 +216,8 @@ def decode_idx(data: bytes, name: str = "data") -> np.ndarray:
 def fetch(source: str, local_dir: str | None, workdir: Path) -> tuple[dict[str, bytes], str]:
     """Return verified IDX files and the name of the source that served them."""
     if source == "local":
+        if local_dir is None:
+            raise DataError("data.source=local needs data.local_dir (the folder holding the IDX files).")
         files, used = read_idx_folder(Path(local_dir), source=f"local folder {local_dir}"), f"local:{local_dir}"
         verify(files, used)
         return files, used
@@ -236,8 +243,8 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
 
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{root.name}-", dir=root.parent) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix=f".{root.name}-", dir=root.parent) as tmp_name:
+        tmp = Path(tmp_name)
         files, used = fetch(source, local_dir, tmp)
         staging = tmp / "out"
         staging.mkdir()
@@ -254,7 +261,7 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
     return root
 
 
-def load_split(root: str | Path, split: str):
+def load_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one prepared split as (uint8 images (N, 28, 28), int64 labels (N,))."""
     import torch
 
@@ -280,7 +287,7 @@ def is_prepared(root: str | Path) -> bool:
     return all((root / f).is_file() for f in SPLIT_FILES.values()) and (root / "manifest.json").is_file()
 
 
-def run(cfg) -> Path:
+def run(cfg: DictConfig) -> Path:
     root = Path(cfg.data.root)
     try:
         out = prepare(root, cfg.data.source, cfg.data.local_dir)
@@ -291,7 +298,7 @@ def run(cfg) -> Path:
     return out
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from pipeline.config import stage_main
 
     stage_main("pipeline.data", run, argv=argv)

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def predict_logits(model, images, batch_size: int):
@@ -47,7 +51,7 @@ class Evaluation:
     confusion: object
     reliability: list[dict]
     model: object = field(repr=False)
-    images: object = field(repr=False)
+    images: torch.Tensor = field(repr=False)
 
 
 def compute(cfg: DictConfig, ref: dict) -> Evaluation:

@@ -8,6 +8,8 @@ corruptions work in pixel space. Softmax is left to the loss.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +20,9 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identit
 
 class Normalize(nn.Module):
     """(x - mean) / std with fixed buffers: no parameters, travels with the model."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: float = MNIST_MEAN, std: float = MNIST_STD):
         super().__init__()
@@ -51,7 +56,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
     def linear_layers(self) -> list[nn.Linear]:
         return [m for m in self.net if isinstance(m, nn.Linear)]
@@ -76,7 +82,8 @@ class CNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        out: torch.Tensor = self.head(self.features(x))
+        return out
 
 
 class SmallConv(nn.Module):
@@ -98,10 +105,11 @@ class SmallConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
-def build_model(cfg: Mapping) -> nn.Module:
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
     """Build a model from the `model` config section (a dict or DictConfig); see builders.MODELS."""
     from pipeline.builders import build_model as build  # builders imports this module's classes
 
@@ -112,7 +120,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_checkpoint(path) -> nn.Module:
+def load_checkpoint(path: str | Path) -> nn.Module:
     """Rebuild the model from a training checkpoint without unpickling code.
 
     weights_only=True refuses anything but tensors and plain containers, so a

@@ -103,7 +103,7 @@ def _fit(pixels):
     h, w = crop.shape
     scale = 20.0 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
                        dtype=np.float32) / 255
     frame = np.zeros((SIZE, SIZE), dtype=np.float32)
     total = small.sum()

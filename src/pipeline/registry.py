@@ -59,10 +59,10 @@ def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tupl
     """(version, run_id, metric) for every version of `model_name` whose run carries the metric."""
     from pipeline import tracking
 
-    scores = []
+    scores: list[tuple[int, str, float]] = []
     for version, run_id in tracking.model_versions(uri, model_name):
         value = tracking.active_run_metric(uri, run_id, metric) if run_id else None
-        if value is not None:
+        if run_id and value is not None:
             scores.append((version, run_id, value))
     return scores
 

@@ -61,6 +61,7 @@ class CatastrophicOverfittingGuard(L.Callback):
             self.collapsed_at = trainer.current_epoch
             pl_module.net.load_state_dict(self.best_state)
             trainer.should_stop = True
+            assert self.best_epoch is not None  # a collapse is measured from a best epoch
             print(f"[train] catastrophic overfitting: PGD accuracy on {self.images} validation images fell to "
                   f"{acc:.3f} at epoch {trainer.current_epoch + 1} (best {self.best_acc:.3f} at epoch "
                   f"{self.best_epoch + 1}); rolled back to epoch {self.best_epoch + 1} and stopped", flush=True)

@@ -25,7 +25,14 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow import MlflowClient
+    from mlflow.entities import Experiment
+    from mlflow.entities import Run as MlflowRun
+    from omegaconf import DictConfig
 
 # No usage reports leave the machine (and none can: runs are often offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -58,7 +65,7 @@ def artifact_location(uri: str) -> str | None:
 
 
 @functools.cache
-def client(uri: str):
+def client(uri: str) -> MlflowClient:
     """One client per store and process: building one costs seconds (it loads the store's plugins)."""
     from mlflow.tracking import MlflowClient
 
@@ -96,11 +103,11 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
         return
     from mlflow.store.db import utils as db_utils
 
-    head = db_utils._get_latest_schema_revision()
+    head = db_utils._get_latest_schema_revision()  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
     if found != head:
         from alembic.script import ScriptDirectory
 
-        scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
+        scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))  # type: ignore[no-untyped-call]  # unannotated
         if found not in {s.revision for s in scripts.walk_revisions()}:
             raise store.damaged(db, f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
                                     f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup")
@@ -111,7 +118,7 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
 
         engine = sqlalchemy.create_engine(uri)
         try:
-            db_utils._upgrade_db(engine)
+            db_utils._upgrade_db(engine)  # type: ignore[no-untyped-call]  # unannotated in MLflow
         finally:
             engine.dispose()
     try:
@@ -127,7 +134,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def experiment_id(mlflow_client, name: str, uri: str) -> str:
+def experiment_id(mlflow_client: MlflowClient, name: str, uri: str) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         mark_training_experiment(mlflow_client, found)
@@ -143,7 +150,7 @@ def experiment_id(mlflow_client, name: str, uri: str) -> str:
         return found.experiment_id
 
 
-def mark_training_experiment(mlflow_client, experiment) -> None:
+def mark_training_experiment(mlflow_client: MlflowClient, experiment: Experiment) -> None:
     """Tag an existing experiment (made before the tag existed) as one of training runs; a kind
     someone chose in the UI is left alone."""
     if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
@@ -181,7 +188,7 @@ def dvc_managed_paths(root: str | Path = ".") -> set[str]:
         return paths
 
     def resolve(text: str) -> str:
-        def value(match):
+        def value(match: re.Match[str]) -> str:
             node = params
             for part in match.group(1).split("."):
                 node = node.get(part, {}) if isinstance(node, dict) else {}
@@ -246,7 +253,7 @@ def system_tags(command: str) -> dict[str, str]:
             "mlflow.source.name": " ".join(program)[:500] or "pipeline"}
 
 
-def run_name(cfg) -> str:
+def run_name(cfg: DictConfig) -> str:
     """Readable in the UI's run list: model, its key settings, optimiser, time."""
     m = cfg.model
     if m.arch == "mlp":
@@ -275,7 +282,7 @@ def _hydra_tags() -> dict[str, str]:
     return tags
 
 
-def start_run(cfg, command: str, overrides: list[str] | None = None,
+def start_run(cfg: DictConfig, command: str, overrides: list[str] | None = None,
               parent_run_id: str | None = None) -> tuple[str, str]:
     """Create the pipeline's run: name, description, tags, params and the config file.
 
@@ -307,7 +314,7 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)
     run_id = run.info.run_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    params = [Param(k, str(v)[:6000]) for k, v in flatten(resolved).items()]
+    params = [Param(k, str(v)[:6000]) for k, v in flatten(cast(dict[str, Any], resolved)).items()]
     for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
         c.log_batch(run_id, params=params[i:i + 100])
     c.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -376,7 +383,7 @@ def log_dataset(uri: str, run_id: str, name: str, digest: str, source: Mapping[s
     client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
 
 
-def log_model(uri: str, run_id: str, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+def log_model(uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
     """Log the model as weights + config (pipeline.packaged_model, no pickled code); register it if a
     name is given. Returns the registered version, if any.
 
@@ -418,7 +425,7 @@ def download_model(uri: str, model_uri: str, dst: str | Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
 
 
-def load_exported_model(uri: str, model_uri: str):
+def load_exported_model(uri: str, model_uri: str) -> Any:
     """A model logged by earlier versions of this pipeline (mlflow.pytorch, torch.export format)."""
     import mlflow
     import mlflow.pytorch
@@ -449,7 +456,7 @@ def read_run_ref(run_dir: str | Path) -> dict[str, Any]:
             f"{path} does not exist: train a model first (`dvc repro train` or "
             f"`python -m pipeline.train run_dir={run_dir}`)."
         )
-    ref = json.loads(path.read_text())
+    ref: dict[str, Any] = json.loads(path.read_text())
     check_store(ref.get("tracking_uri", ""))  # before the stage computes for minutes, not after
     return ref
 
@@ -483,7 +490,7 @@ class Run:
 
         client(self.uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_model(self, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+    def log_model(self, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
         return log_model(self.uri, self.run_id, model, model_cfg, registered_name)
 
     def log_dataset(self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any],
@@ -534,7 +541,7 @@ def sweep_parent_id() -> str | None:
     return os.environ.get(_SWEEP_PARENT_ENV) or None
 
 
-def start_sweep(config, name: str, tags: Mapping[str, str]) -> Run:
+def start_sweep(config: DictConfig, name: str, tags: Mapping[str, str]) -> Run:
     """Create a sweep's parent run (which also creates the store and experiment once)."""
     uri = resolve_uri(config.tracking.uri)
     c = client(uri)
@@ -543,14 +550,15 @@ def start_sweep(config, name: str, tags: Mapping[str, str]) -> Run:
     return Run(uri, run.info.run_id)
 
 
-def child_runs(uri: str, parent_run_id: str) -> list:
+def child_runs(uri: str, parent_run_id: str) -> list[MlflowRun]:
     """The runs whose parent is `parent_run_id` (a sweep's jobs), as MLflow Run objects."""
     c = client(uri)
     experiment = c.get_run(parent_run_id).info.experiment_id
-    return c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    runs: list[MlflowRun] = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    return runs
 
 
-def start_report_run(cfg) -> Run:
+def start_report_run(cfg: DictConfig) -> Run:
     """A run for a rendered report, in a sibling experiment: reports are not models,
     and stay out of the runs people compare."""
     uri = resolve_uri(cfg.tracking.uri)
@@ -569,7 +577,7 @@ def download_artifact(uri: str, run_id: str, artifact_path: str) -> Path:
 
 
 
-def get_run(uri: str, run_id: str):
+def get_run(uri: str, run_id: str) -> MlflowRun:
     """The MLflow Run object (info, data.params, data.metrics, data.tags)."""
     return client(uri).get_run(run_id)
 

@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,7 +52,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     # Every Trainer argument conf/trainer/ sets is passed as is: a new one needs no code.
     accepted = inspect.signature(L.Trainer.__init__).parameters
-    settings = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+    settings = {k: v for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
                 if k in accepted and k not in _NOT_TRAINER_ARGS}
     trainer = L.Trainer(**settings, logger=False, default_root_dir=str(run_dir), callbacks=callbacks,
                         plugins=[AtomicCheckpointIO()],
@@ -85,7 +86,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     fingerprint = config_fingerprint(cfg)
     resume = resumable(run_dir, fingerprint)
     run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) \
-        if rank_zero_only.rank == 0 else None
+        if rank_zero_only.rank == 0 else None  # type: ignore[attr-defined]  # set on the function at import
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
@@ -191,7 +192,7 @@ def run_hydra(cfg: DictConfig) -> float:
     from pipeline import stages
     from pipeline.sweep_ddp import one_ddp_job
 
-    overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)  # as typed
+    overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
     with one_ddp_job(cfg):
         result = fit(cfg, command.strip(), overrides)

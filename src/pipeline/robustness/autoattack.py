@@ -11,6 +11,7 @@ import contextlib
 import logging
 import re
 import sys
+from typing import Any
 
 import torch
 
@@ -26,7 +27,8 @@ class _Progress(logging.Handler):
 
     def __init__(self, echo: bool):
         super().__init__(logging.DEBUG)
-        self.echo, self.after = echo, {}
+        self.echo = echo
+        self.after: dict[str, Any] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()

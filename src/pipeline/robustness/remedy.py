@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PARTS = ("clean", "fgsm", "pgd", "autoattack", "sanity", "record")
 TEST_IMAGES = 10_000
@@ -57,7 +58,7 @@ def compute_part(part: str, model, x, y, eps: float, batch_size: int = 1000) -> 
 
     started = time.perf_counter()
     if part == "clean":
-        result = {"acc": accuracy_under_attack(model, x, y, None, batch_size=batch_size)}
+        result: dict[str, Any] = {"acc": accuracy_under_attack(model, x, y, None, batch_size=batch_size)}
     elif part == "fgsm":
         result = {"acc": accuracy_under_attack(model, x, y, lambda m, a, b: fgsm(m, a, b, eps), batch_size=batch_size)}
     elif part == "pgd":

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -202,7 +203,7 @@ class Robustness:
     curves: list[dict]
     corruptions: list[dict]
     severity: dict[str, list[dict]]
-    adversarial_examples: tuple = field(repr=False)
+    adversarial_examples: tuple[Any, Any, Any, Any, Any, float] = field(repr=False)
     corruption_examples: list = field(repr=False)
 
 
