@@ -85,8 +85,8 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     # rank_zero_only.rank is set from the launcher's environment before any rank starts)
     fingerprint = config_fingerprint(cfg)
     resume = resumable(run_dir, fingerprint)
-    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) \
-        if rank_zero_only.rank == 0 else None  # type: ignore[attr-defined]  # set on the function at import
+    rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
+    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
