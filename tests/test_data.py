@@ -17,8 +17,10 @@ def test_prepared_mnist_is_the_official_data(mnist_root):
     assert test_images.shape == (10000, 28, 28)
     # Re-encoding the tensors reproduces the official files byte for byte.
     assert hashlib.sha256(encode_idx(images.numpy())).hexdigest() == IDX_SHA256["train-images-idx3-ubyte"]
-    assert hashlib.sha256(encode_idx(test_labels.numpy().astype("uint8"))).hexdigest() == \
-        IDX_SHA256["t10k-labels-idx1-ubyte"]
+    assert (
+        hashlib.sha256(encode_idx(test_labels.numpy().astype("uint8"))).hexdigest()
+        == IDX_SHA256["t10k-labels-idx1-ubyte"]
+    )
     assert torch.bincount(labels).tolist()[:2] == [5923, 6742]  # the official class counts
 
 
@@ -45,10 +47,13 @@ def _copy_with(idx_dir, tmp_path, name, mutate):
     return folder
 
 
-@pytest.mark.parametrize("mutate, what", [
-    (lambda b: b[:-1000], "truncated"),
-    (lambda b: b[:5000] + bytes([b[5000] ^ 0xFF]) + b[5001:], "one flipped byte"),
-])
+@pytest.mark.parametrize(
+    "mutate, what",
+    [
+        (lambda b: b[:-1000], "truncated"),
+        (lambda b: b[:5000] + bytes([b[5000] ^ 0xFF]) + b[5001:], "one flipped byte"),
+    ],
+)
 def test_corrupted_file_is_refused_and_nothing_is_written(idx_dir, tmp_path, mutate, what):
     folder = _copy_with(idx_dir, tmp_path, "train-images-idx3-ubyte", mutate)
     out = tmp_path / "out" / "mnist"
@@ -88,6 +93,7 @@ def test_all_sources_failing_gives_one_error_listing_each(monkeypatch, tmp_path)
     def fail(name):
         def source(workdir):
             raise DataError(f"{name} is down")
+
         return source
 
     monkeypatch.setattr(data, "from_torchvision", fail("mirror"))
@@ -101,6 +107,7 @@ def test_pickle_reader_refuses_anything_but_numpy(tmp_path):
     class Exploit:
         def __reduce__(self):
             import os
+
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     with pytest.raises(DataError, match="only numpy arrays"):

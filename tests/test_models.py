@@ -64,6 +64,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
     class Exploit:
         def __reduce__(self):
             import os
+
             return (os.system, (f"touch {marker}",))
 
     path = tmp_path / "evil.ckpt"
@@ -78,8 +79,11 @@ def test_adversarial_training_batches_stay_in_the_eps_ball(method):
     from pipeline.module import Classifier
 
     torch.manual_seed(0)
-    module = Classifier({"arch": "mlp", "hidden": [32], "activation": "relu"}, {"name": "adam", "lr": 1e-3},
-                        {"method": method, "eps": 0.3, "steps": 3, "step_size": None})
+    module = Classifier(
+        {"arch": "mlp", "hidden": [32], "activation": "relu"},
+        {"name": "adam", "lr": 1e-3},
+        {"method": method, "eps": 0.3, "steps": 3, "step_size": None},
+    )
     module.train()
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     adv = module.adversarial_batch(x, y)

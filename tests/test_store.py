@@ -162,7 +162,9 @@ def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:
     Image.new("L", (28, 28)).save(tmp / "digit.png")
     run_dir = tmp / "run"
     run_dir.mkdir()
-    (run_dir / "run.json").write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"run_id": "0" * 32, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})
+    )
     return {
         "pipeline.registry": (),
         "pipeline.predict": (str(tmp / "digit.png"),),
@@ -173,8 +175,9 @@ def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["pipeline.registry", "pipeline.predict", "pipeline.ui",
-                                   "pipeline.evaluate", "pipeline.train"])
+@pytest.mark.parametrize(
+    "module", ["pipeline.registry", "pipeline.predict", "pipeline.ui", "pipeline.evaluate", "pipeline.train"]
+)
 def test_every_command_stops_on_a_cut_store_with_one_message(db, module, mnist_root):
     cut_in_half(db)
     args = _damaged_commands(db.parent)[module]

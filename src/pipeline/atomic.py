@@ -67,5 +67,7 @@ def full_disk_message(err: OSError, fallback: str | Path) -> str:
         free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
     except OSError:
         free = "free space unknown"
-    return (f"the disk is full: writing {where} failed ({free} on the file system holding {folder}). "
-            f"Free some space there and run the same command again")
+    return (
+        f"the disk is full: writing {where} failed ({free} on the file system holding {folder}). "
+        f"Free some space there and run the same command again"
+    )

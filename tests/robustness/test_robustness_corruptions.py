@@ -19,8 +19,21 @@ from pipeline.robustness.corruptions import (
 SEVERITY_GRIDS = severity_grids()
 
 MNIST_C = [
-    "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
-    "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges",
+    "shot_noise",
+    "impulse_noise",
+    "glass_blur",
+    "motion_blur",
+    "shear",
+    "scale",
+    "rotate",
+    "brightness",
+    "translate",
+    "stripe",
+    "fog",
+    "spatter",
+    "dotted_line",
+    "zigzag",
+    "canny_edges",
 ]
 DETERMINISTIC = {"scale", "brightness", "stripe", "canny_edges"}
 
@@ -79,6 +92,7 @@ def test_rejects_wrong_shape():
 
 # ---- agreement with the reference implementation's library calls (scikit-image) ----
 
+
 def _skimage_centered_warp(img: np.ndarray, **params) -> np.ndarray:
     """The MNIST-C reference: AffineTransform about the centre (13.5, 13.5), then warp."""
     from skimage import transform
@@ -122,6 +136,7 @@ def test_brightness_matches_hsv_reference(batch):
 
 
 # ---- severity sweeps ----
+
 
 def test_severity_registry():
     assert set(SEVERITY_SHIFTS) == {"rotate", "gaussian_noise", "gaussian_blur", "contrast", "translate"}

@@ -100,6 +100,7 @@ def test_noise_images(kind):
 
 # ---- IDX / Fashion-MNIST ----
 
+
 def _idx_bytes(array: np.ndarray) -> bytes:
     magic = {1: 0x0801, 3: 0x0803}[array.ndim]
     return struct.pack(">I" + "I" * array.ndim, magic, *array.shape) + array.astype(np.uint8).tobytes()
@@ -141,7 +142,9 @@ def test_wrong_magic_raises_naming_file(tmp_path, tiny_fashion):
     bad = tmp_path / "t10k-images-idx3-ubyte"
     bad.write_bytes(b"\x00\x00\x08\x04" + _idx_bytes(images)[4:])
     _write(tmp_path / "t10k-labels-idx1-ubyte", labels)
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.*magic number 0x00000804.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(
+        ValueError, match=r"t10k-images-idx3-ubyte.*magic number 0x00000804.*apt-get install dataset-fashion-mnist"
+    ):
         load_fashion_mnist_test(tmp_path)
 
 

@@ -4,7 +4,6 @@ A different name from the `optuna` of hydra-optuna-sweeper (Optuna 2 only), so t
 shadow each other where both are installed.
 """
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +12,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class SamplerConf:
-    name: str = "tpe"          # tpe | random
+    name: str = "tpe"  # tpe | random
     seed: int | None = None
 
 
@@ -24,8 +23,8 @@ class OptunaStudySweeperConf:
     # sqlite:///path/study.db (or any SQLAlchemy URL); null keeps the study in memory only.
     storage: str | None = None
     direction: str = "maximize"
-    n_trials: int = 10          # trials the study finishes in all, whichever worker runs them
-    n_jobs: int = 1             # trials asked at once and handed to the launcher together
+    n_trials: int = 10  # trials the study finishes in all, whichever worker runs them
+    n_jobs: int = 1  # trials asked at once and handed to the launcher together
     # A worker writes a heartbeat per running trial; a trial whose worker fell silent for
     # grace_period seconds (killed, node lost) is failed and run again, at most max_retry times.
     heartbeat_interval: int = 30
@@ -36,5 +35,6 @@ class OptunaStudySweeperConf:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="optuna_study", node=OptunaStudySweeperConf,
-                             provider="pipeline")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna_study", node=OptunaStudySweeperConf, provider="pipeline"
+)

@@ -80,8 +80,19 @@ def autoattack_accuracy(
 
     Returns the fraction of the ``n`` examples still classified correctly.
     """
-    return autoattack_by_attack(model, x, y, eps, n=n, device=device, version=version, seed=seed,
-                                attacks=attacks, batch_size=batch_size, verbose=verbose)["final"]
+    return autoattack_by_attack(
+        model,
+        x,
+        y,
+        eps,
+        n=n,
+        device=device,
+        version=version,
+        seed=seed,
+        attacks=attacks,
+        batch_size=batch_size,
+        verbose=verbose,
+    )["final"]
 
 
 def autoattack_by_attack(

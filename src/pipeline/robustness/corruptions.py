@@ -93,7 +93,9 @@ def _lines(c0: torch.Tensor, r0: torch.Tensor, c1: torch.Tensor, r1: torch.Tenso
     return drawn
 
 
-def _plasma_fractal(n: int, generator: torch.Generator | None, mapsize: int = 256, wibbledecay: float = 3.0) -> torch.Tensor:
+def _plasma_fractal(
+    n: int, generator: torch.Generator | None, mapsize: int = 256, wibbledecay: float = 3.0
+) -> torch.Tensor:
     """Batched diamond-square height maps in [0,1], shape (n, mapsize, mapsize) (reference port)."""
     maps = torch.zeros(n, mapsize, mapsize, device=_gen_device(generator))  # float32 is plenty
     wibble = 100.0
@@ -215,8 +217,9 @@ def shear(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
     def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         s = 0.4 * _random_sign(n, g, dev)
         zero = torch.zeros_like(s)
-        return torch.stack([torch.stack([torch.ones_like(s), -torch.sin(s)], -1),
-                            torch.stack([zero, torch.cos(s)], -1)], -2), None
+        return torch.stack(
+            [torch.stack([torch.ones_like(s), -torch.sin(s)], -1), torch.stack([zero, torch.cos(s)], -1)], -2
+        ), None
 
     return _affine_corruption(x, generator, build)
 
@@ -274,10 +277,16 @@ def fog(x: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 
     """
     check_images(x)
     strength, decay = 3.0, 1.4
-    haze = torch.cat([
-        _plasma_fractal(min(chunk, x.shape[0] - s), generator, wibbledecay=decay)[:, :28, :28]
-        for s in range(0, x.shape[0], chunk)
-    ]).to(x.device).unsqueeze(1)
+    haze = (
+        torch.cat(
+            [
+                _plasma_fractal(min(chunk, x.shape[0] - s), generator, wibbledecay=decay)[:, :28, :28]
+                for s in range(0, x.shape[0], chunk)
+            ]
+        )
+        .to(x.device)
+        .unsqueeze(1)
+    )
     peak = x.double().amax(dim=(1, 2, 3), keepdim=True)
     return _finish((x.double() + strength * haze) * peak / (peak + strength), x)
 
@@ -326,7 +335,9 @@ def zigzag(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     cos, sin = torch.cos(theta).unsqueeze(1), torch.sin(theta).unsqueeze(1)
     cs, rs = cos * cs - sin * rs + c0, sin * cs + cos * rs + r0.unsqueeze(1)
     # Lines are non-negative, so clipping once equals the reference's clip after each segment.
-    total = cast(torch.Tensor, sum(_lines(cs[:, i - 1], rs[:, i - 1], cs[:, i], rs[:, i]) for i in range(1, cs.shape[1])))
+    total = cast(
+        torch.Tensor, sum(_lines(cs[:, i - 1], rs[:, i - 1], cs[:, i], rs[:, i]) for i in range(1, cs.shape[1]))
+    )
     return _finish(x + total.unsqueeze(1), x)
 
 
@@ -392,16 +403,18 @@ def shift_translate(x: torch.Tensor, severity: float, generator: torch.Generator
     """Shift by ``severity`` pixels along both axes with random signs per image (as MNIST-C)."""
     check_images(x)
     n = x.shape[0]
-    shift = float(severity) * torch.stack([_random_sign(n, generator, x.device),
-                                           _random_sign(n, generator, x.device)], -1)
+    shift = float(severity) * torch.stack(
+        [_random_sign(n, generator, x.device), _random_sign(n, generator, x.device)], -1
+    )
     return _finish(_warp(x, torch.eye(2, device=x.device).expand(n, 2, 2), shift), x)
 
 
 # Each shift is the function shift_<name>. Units: rotate in degrees, gaussian_noise a sigma in pixel
 # units, gaussian_blur a sigma in pixels, contrast a factor (1 = clean), translate pixels per axis.
 # The grids the stage sweeps are conf/robustness/*.yaml's `severity` (the first value is the clean one).
-SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {name: globals()[f"shift_{name}"]
-                                                           for name in names.SEVERITY_SHIFTS}
+SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {
+    name: globals()[f"shift_{name}"] for name in names.SEVERITY_SHIFTS
+}
 
 
 def get_severity_shift(name: str) -> Callable[..., torch.Tensor]:
