@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from benchmarks.common import PROJECT, data_root, interleaved, median, row
 
 EPS, STEPS, BATCH = 0.1, 10, 1000
-CHECKPOINTS = [PROJECT / "outputs" / "main" / "checkpoints" / "best.ckpt",
-               PROJECT / "outputs" / "runs" / "cnn" / "checkpoints" / "best.ckpt"]
+CHECKPOINTS = [
+    PROJECT / "outputs" / "main" / "checkpoints" / "best.ckpt",
+    PROJECT / "outputs" / "runs" / "cnn" / "checkpoints" / "best.ckpt",
+]
 
 
 def plain_pgd(model, x, y, eps: float, steps: int, step_size: float) -> torch.Tensor:
@@ -42,7 +44,7 @@ def plain_accuracy(model, x, y) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(y), BATCH):
-        xb, yb = x[i:i + BATCH], y[i:i + BATCH]
+        xb, yb = x[i : i + BATCH], y[i : i + BATCH]
         x_adv = plain_pgd(model, xb, yb, EPS, STEPS, 2.5 * EPS / STEPS)
         with torch.no_grad():
             correct += int((model(x_adv).argmax(1) == yb).sum())
@@ -87,28 +89,54 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
         acc = {}
 
-        def throughput(key, fn):
+        def throughput(key, fn, acc=acc, n=n):
             def measure() -> float:
                 start = time.perf_counter()
                 acc[key] = fn()
                 return n / (time.perf_counter() - start)
+
             return measure
 
-        variants = {"ours": throughput("ours", lambda: accuracy_under_attack(model, x, y, attack, batch_size=BATCH)),
-                    "plain": throughput("plain", lambda: plain_accuracy(model, x, y))}
+        variants = {
+            "ours": throughput(
+                "ours", lambda model=model, x=x, y=y: accuracy_under_attack(model, x, y, attack, batch_size=BATCH)
+            ),
+            "plain": throughput("plain", lambda model=model, x=x, y=y: plain_accuracy(model, x, y)),
+        }
         if nchw is not None:
-            variants["nchw"] = throughput("nchw", lambda: accuracy_under_attack(nchw, x, y, attack, batch_size=BATCH))
+            variants["nchw"] = throughput(
+                "nchw", lambda nchw=nchw, x=x, y=y: accuracy_under_attack(nchw, x, y, attack, batch_size=BATCH)
+            )
         got = interleaved(variants, repeats)
-        rows.append(row("attack", f"{arch.upper()} PGD-10 eps {EPS} vs plain PGD loop", median(got["ours"]),
-                        median(got["plain"]), "img/s", (">=", 0.9, "ratio"),
-                        note=f"{n} test images, {source}; robust acc {acc['ours']:.3f} vs {acc['plain']:.3f}",
-                        robust_acc_ours=acc["ours"], robust_acc_plain=acc["plain"],
-                        # different random starts, so not identical; the same to within a point or two
-                        similar_accuracy=abs(acc["ours"] - acc["plain"]) <= 0.02 + 1 / n,
-                        samples_ours=got["ours"], samples_plain=got["plain"]))
+        rows.append(
+            row(
+                "attack",
+                f"{arch.upper()} PGD-10 eps {EPS} vs plain PGD loop",
+                median(got["ours"]),
+                median(got["plain"]),
+                "img/s",
+                (">=", 0.9, "ratio"),
+                note=f"{n} test images, {source}; robust acc {acc['ours']:.3f} vs {acc['plain']:.3f}",
+                robust_acc_ours=acc["ours"],
+                robust_acc_plain=acc["plain"],
+                # different random starts, so not identical; the same to within a point or two
+                similar_accuracy=abs(acc["ours"] - acc["plain"]) <= 0.02 + 1 / n,
+                samples_ours=got["ours"],
+                samples_plain=got["plain"],
+            )
+        )
         if nchw is not None:
-            rows.append(row("attack", f"{arch.upper()} PGD-10, channels_last vs NCHW",
-                            median(got["ours"]), median(got["nchw"]), "img/s", (">=", 1.0, "ratio"),
-                            note="same weights; the robustness stage attacks the channels_last model",
-                            samples_ours=got["ours"], samples_nchw=got["nchw"]))
+            rows.append(
+                row(
+                    "attack",
+                    f"{arch.upper()} PGD-10, channels_last vs NCHW",
+                    median(got["ours"]),
+                    median(got["nchw"]),
+                    "img/s",
+                    (">=", 1.0, "ratio"),
+                    note="same weights; the robustness stage attacks the channels_last model",
+                    samples_ours=got["ours"],
+                    samples_nchw=got["nchw"],
+                )
+            )
     return rows

@@ -91,8 +91,20 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
     diff = _max_diff(nhwc, nchw, probe)
     a, b, s = compare(Stepper(nhwc, "adamw"), Stepper(nchw, "adamw"), steps["cnn"], warmup, repeats)
-    rows.append(row("choices", "CNN step, channels_last vs NCHW", a, b, "ms", ("<=", 1.0, "ratio"),
-                    note=f"max logit diff {diff:.1e}", same_logits=diff < 1e-4, max_logit_diff=diff, **s))
+    rows.append(
+        row(
+            "choices",
+            "CNN step, channels_last vs NCHW",
+            a,
+            b,
+            "ms",
+            ("<=", 1.0, "ratio"),
+            note=f"max logit diff {diff:.1e}",
+            same_logits=diff < 1e-4,
+            max_logit_diff=diff,
+            **s,
+        )
+    )
 
     # fused optimisers: the default (for-loop on CPU) vs fused=True, from the same weights.
     for arch, opt in (("mlp", "adam"), ("cnn", "adamw")):
@@ -103,12 +115,26 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         one.step()
         two.step()
         with torch.no_grad():
-            dw = max(float((p - q).abs().max()) for p, q in zip(one.model.parameters(), two.model.parameters()))
-        a, b, s = compare(Stepper(copy.deepcopy(m), opt), Stepper(copy.deepcopy(m), opt, fused=True),
-                          steps[arch], warmup, repeats)
-        rows.append(row("choices", f"{arch.upper()} step, {opt} default vs fused=True", a, b, "ms",
-                        ("<=", 1.05, "ratio"), note=f"one step: max weight diff {dw:.1e}", same_weights=dw < 1e-6,
-                        max_weight_diff=dw, **s))
+            dw = max(
+                float((p - q).abs().max()) for p, q in zip(one.model.parameters(), two.model.parameters(), strict=False)
+            )
+        a, b, s = compare(
+            Stepper(copy.deepcopy(m), opt), Stepper(copy.deepcopy(m), opt, fused=True), steps[arch], warmup, repeats
+        )
+        rows.append(
+            row(
+                "choices",
+                f"{arch.upper()} step, {opt} default vs fused=True",
+                a,
+                b,
+                "ms",
+                ("<=", 1.05, "ratio"),
+                note=f"one step: max weight diff {dw:.1e}",
+                same_weights=dw < 1e-6,
+                max_weight_diff=dw,
+                **s,
+            )
+        )
 
     # torch.compile (default mode) vs eager.
     for arch in ("mlp", "cnn"):
@@ -122,12 +148,11 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     from pipeline.data import load_split
     from pipeline.images import to_model_input
 
-    images, labels = load_split(data_root(), "test")
+    images, _labels = load_split(data_root(), "test")
     x_test = to_model_input(images[:2000])
     for arch in ("mlp", "cnn"):
         m = _model(arch, channels_last=arch == "cnn")
-        a, b, s = compare(Stepper(copy.deepcopy(m)), Stepper(copy.deepcopy(m), bf16=True),
-                          steps[arch], warmup, repeats)
+        a, b, s = compare(Stepper(copy.deepcopy(m)), Stepper(copy.deepcopy(m), bf16=True), steps[arch], warmup, repeats)
         trained, source = load_model(arch)
         with torch.no_grad():
             fp32 = trained.eval()(x_test)
@@ -135,10 +160,20 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
                 bf16 = trained(x_test).float()
         agree = float((fp32.argmax(1) == bf16.argmax(1)).float().mean())
         diff = float((fp32 - bf16).abs().max())
-        rows.append(row("choices", f"{arch.upper()} step, fp32 vs bf16 autocast", a, b, "ms", ("<=", 1.0, "ratio"),
-                        note=f"{source}: predictions agree on {agree:.2%} of 2000 test images, "
-                             f"max logit diff {diff:.2g}",
-                        prediction_agreement=agree, max_logit_diff=diff, **s))
+        rows.append(
+            row(
+                "choices",
+                f"{arch.upper()} step, fp32 vs bf16 autocast",
+                a,
+                b,
+                "ms",
+                ("<=", 1.0, "ratio"),
+                note=f"{source}: predictions agree on {agree:.2%} of 2000 test images, max logit diff {diff:.2g}",
+                prediction_agreement=agree,
+                max_logit_diff=diff,
+                **s,
+            )
+        )
     return rows
 
 
@@ -160,12 +195,27 @@ def _compile_row(arch: str, steps: int, warmup: int, repeats: int, probe) -> dic
         # and compiled code, so weights after a step are no test): the same logits.
         diff = _max_diff(torch.compile(copy.deepcopy(m)), copy.deepcopy(m), probe)
     except Exception as err:  # no compiler, unsupported op, ...: that is the result
-        return row("choices", case, None, note=f"torch.compile failed: {type(err).__name__}: {str(err)[:200]}",
-                   compile_failed=True)
+        return row(
+            "choices",
+            case,
+            None,
+            note=f"torch.compile failed: {type(err).__name__}: {str(err)[:200]}",
+            compile_failed=True,
+        )
     a, b, s = compare(eager, compiled, steps, warmup, repeats)
     compile_s = first - b / 1000
     saved_ms = a - b
     break_even = f"pays off after {compile_s * 1000 / saved_ms:,.0f} steps" if saved_ms > 0 else "never pays off"
-    return row("choices", case, a, b, "ms", note=f"compile {compile_s:.1f} s (cold), {break_even}; "
-                                                 f"max logit diff {diff:.1e}",
-               compile_failed=False, compile_s=compile_s, same_logits=diff < 1e-4, max_logit_diff=diff, **s)
+    return row(
+        "choices",
+        case,
+        a,
+        b,
+        "ms",
+        note=f"compile {compile_s:.1f} s (cold), {break_even}; max logit diff {diff:.1e}",
+        compile_failed=False,
+        compile_s=compile_s,
+        same_logits=diff < 1e-4,
+        max_logit_diff=diff,
+        **s,
+    )

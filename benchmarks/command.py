@@ -33,16 +33,24 @@ def _run(cmd: list[str], cwd: Path) -> tuple[float, str]:
     done = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[1:4])} ... exited {done.returncode}:\n{done.stdout[-1500:]}"
-                           f"{done.stderr[-1500:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd[1:4])} ... exited {done.returncode}:\n{done.stdout[-1500:]}{done.stderr[-1500:]}"
+        )
     return seconds, done.stdout + done.stderr
 
 
 def _train_cmd(tmp: Path, name: str, *overrides: str, multirun: bool = False) -> list[str]:
-    where = [f"hydra.sweep.dir={tmp / name}"] if multirun else [f"run_dir={tmp / name}",
-                                                                f"hydra.run.dir={tmp / name}"]
-    return [PY, "-m", "pipeline.train", *(["-m"] if multirun else []), *where,
-            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", f"data.root={data_root()}", *overrides]
+    where = [f"hydra.sweep.dir={tmp / name}"] if multirun else [f"run_dir={tmp / name}", f"hydra.run.dir={tmp / name}"]
+    return [
+        PY,
+        "-m",
+        "pipeline.train",
+        *(["-m"] if multirun else []),
+        *where,
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"data.root={data_root()}",
+        *overrides,
+    ]
 
 
 def _work_seconds(log: str) -> float:
@@ -55,29 +63,39 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     epochs = 1 if quick else 8
     extra = ["data.train_subset=5000"] if quick else []
     bare_extra = ["--train-size", "5000"] if quick else []
-    counter = iter(range(10 ** 6))
+    counter = iter(range(10**6))
     with tempfile.TemporaryDirectory(prefix="bench-command-") as tmp:
         tmp = Path(tmp)
         loops: dict[str, list[float]] = {"bare": [], "bare1": []}
 
         def bare(epochs_: int, key: str) -> float:
-            seconds, out = _run([PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra],
-                                tmp)
+            seconds, out = _run([PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra], tmp)
             loops[key].append(json.loads(out.strip().splitlines()[-1])["loop_s"])
             return seconds
 
         def ours(epochs_: int) -> float:
             return _run(_train_cmd(tmp, f"run{next(counter)}", f"trainer.max_epochs={epochs_}", *extra), tmp)[0]
 
-        whole = interleaved({"ours": lambda: ours(epochs), "bare": lambda: bare(epochs, "bare"),
-                             "ours1": lambda: ours(1), "bare1": lambda: bare(1, "bare1")}, repeats)
+        whole = interleaved(
+            {
+                "ours": lambda: ours(epochs),
+                "bare": lambda: bare(epochs, "bare"),
+                "ours1": lambda: ours(1),
+                "bare1": lambda: bare(1, "bare1"),
+            },
+            repeats,
+        )
 
         sweeps: dict[str, list[float]] = {"one": [], "three": [], "work1": [], "work3": []}
         for _ in range(1 if quick else min(repeats, 2)):
             for n, key in ((1, "one"), (3, "three")):
                 seeds = ",".join(str(s) for s in range(1, n + 1))
-                seconds, log = _run(_train_cmd(tmp, f"sweep{next(counter)}", f"seed={seeds}", "trainer.max_epochs=1",
-                                               *extra, multirun=True), tmp)
+                seconds, log = _run(
+                    _train_cmd(
+                        tmp, f"sweep{next(counter)}", f"seed={seeds}", "trainer.max_epochs=1", *extra, multirun=True
+                    ),
+                    tmp,
+                )
                 sweeps[key].append(seconds)
                 sweeps["work1" if n == 1 else "work3"].append(_work_seconds(log))
 
@@ -86,13 +104,37 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     per_job = (median(sweeps["three"]) - median(sweeps["one"])) / 2
     per_job_work = (median(sweeps["work3"]) - median(sweeps["work1"])) / 2
     return [
-        row("command", f"train, seed MLP {epochs} epoch(s), whole process vs bare script", med["ours"], med["bare"],
-            "s", ("<=", 1.5, "ratio"), samples=whole["ours"], samples_bare=whole["bare"],
-            bare_loop_s=loops["bare"]),
-        row("command", "fixed cost of a run: 1-epoch command minus the bare 1-epoch loop", fixed, None, "s",
-            ("<=", 3, "ours"), note=f"command {med['ours1']:.1f} s, bare loop {median(loops['bare1']):.1f} s",
-            samples=whole["ours1"], bare_loop_s=loops["bare1"]),
-        row("command", "sweep: one more 1-epoch job, beyond its own training", per_job - per_job_work, None, "s",
-            ("<=", 3, "ours"), note=f"{per_job:.1f} s per job, of which {per_job_work:.1f} s training",
-            samples_one=sweeps["one"], samples_three=sweeps["three"]),
+        row(
+            "command",
+            f"train, seed MLP {epochs} epoch(s), whole process vs bare script",
+            med["ours"],
+            med["bare"],
+            "s",
+            ("<=", 1.5, "ratio"),
+            samples=whole["ours"],
+            samples_bare=whole["bare"],
+            bare_loop_s=loops["bare"],
+        ),
+        row(
+            "command",
+            "fixed cost of a run: 1-epoch command minus the bare 1-epoch loop",
+            fixed,
+            None,
+            "s",
+            ("<=", 3, "ours"),
+            note=f"command {med['ours1']:.1f} s, bare loop {median(loops['bare1']):.1f} s",
+            samples=whole["ours1"],
+            bare_loop_s=loops["bare1"],
+        ),
+        row(
+            "command",
+            "sweep: one more 1-epoch job, beyond its own training",
+            per_job - per_job_work,
+            None,
+            "s",
+            ("<=", 3, "ours"),
+            note=f"{per_job:.1f} s per job, of which {per_job_work:.1f} s training",
+            samples_one=sweeps["one"],
+            samples_three=sweeps["three"],
+        ),
     ]

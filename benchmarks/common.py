@@ -14,8 +14,8 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +23,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def data_root() -> Path:
     """The prepared MNIST: $BENCH_DATA_ROOT (the tests point it at theirs), else the project's data/mnist."""
     return Path(os.environ.get("BENCH_DATA_ROOT") or PROJECT / "data" / "mnist")
+
 
 _OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 
@@ -51,12 +52,21 @@ def interleaved(variants: dict[str, Callable[[], float]], repeats: int) -> dict[
     return out
 
 
-def row(benchmark: str, case: str, ours: float | None, baseline: float | None = None, unit: str = "",
-        target: tuple[str, float, str] | None = None, note: str = "", **checks) -> dict:
+def row(
+    benchmark: str,
+    case: str,
+    ours: float | None,
+    baseline: float | None = None,
+    unit: str = "",
+    target: tuple[str, float, str] | None = None,
+    note: str = "",
+    **checks,
+) -> dict:
     """One line of the results table.
 
     target: (op, value, on) with on = "ratio" or "ours", e.g. (">=", 30, "ratio").
     """
+
     def number(v):
         return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
@@ -68,8 +78,18 @@ def row(benchmark: str, case: str, ours: float | None, baseline: float | None = 
         target_text = f"{on} {op} {value:g}"
         subject = ratio if on == "ratio" else ours
         met = bool(_OPS[op](subject, value)) if subject is not None else None
-    return {"benchmark": benchmark, "case": case, "ours": ours, "baseline": baseline, "unit": unit,
-            "ratio": ratio, "target": target_text, "met": met, "note": note, "checks": checks}
+    return {
+        "benchmark": benchmark,
+        "case": case,
+        "ours": ours,
+        "baseline": baseline,
+        "unit": unit,
+        "ratio": ratio,
+        "target": target_text,
+        "met": met,
+        "note": note,
+        "checks": checks,
+    }
 
 
 def skipped(benchmark: str, case: str, why: str) -> dict:
@@ -106,8 +126,12 @@ def machine() -> dict:
         except ImportError:
             info[name] = None
     try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT,
-                                            capture_output=True, text=True, timeout=10).stdout.strip() or None
+        info["git_commit"] = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
     return info
@@ -138,10 +162,12 @@ def markdown_table(rows: list[dict]) -> str:
 
 def machine_header(info: dict) -> str:
     cuda = f", CUDA: {info['cuda']}" if info.get("cuda") else ", no CUDA"
-    return (f"Machine: {info['cpu']}, {info['cores_usable']} cores usable ({info['torch_threads']} torch threads)"
-            f"{cuda}; Python {info['python']}, torch {info['torch']}, lightning {info['lightning']}, "
-            f"torchvision {info['torchvision']}; load average {info['load_average_1m']:.2f} at start; "
-            f"{info['date']}, commit {info['git_commit']}")
+    return (
+        f"Machine: {info['cpu']}, {info['cores_usable']} cores usable ({info['torch_threads']} torch threads)"
+        f"{cuda}; Python {info['python']}, torch {info['torch']}, lightning {info['lightning']}, "
+        f"torchvision {info['torchvision']}; load average {info['load_average_1m']:.2f} at start; "
+        f"{info['date']}, commit {info['git_commit']}"
+    )
 
 
 def clean_env() -> dict:

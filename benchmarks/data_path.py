@@ -50,7 +50,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     images, labels = (t[:n] for t in dm.splits["train"])
     # The same 55k training examples for torchvision: the datamodule's fixed split of the 60k.
     order = torch.randperm(60000, generator=torch.Generator().manual_seed(dm.split_seed))
-    train_idx = order[dm.val_size:][:n].tolist()
+    train_idx = order[dm.val_size :][:n].tolist()
 
     def ours(augment: bool):
         def one_pass() -> float:
@@ -61,6 +61,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
                     x = random_affine(x, dm.max_shift)
                 seen += len(y)
             return seen / (time.perf_counter() - start)
+
         return one_pass
 
     with tempfile.TemporaryDirectory(prefix="bench-tv-") as tmp:
@@ -68,22 +69,32 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         affine = transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1))
         root = str(torchvision_folder(Path(tmp), data_root()))
         dataset = datasets.MNIST(root=root, train=True, download=False, transform=transforms.Compose(to_model))
-        augmented = datasets.MNIST(root=root, train=True, download=False,
-                                   transform=transforms.Compose([affine, *to_model]))
+        augmented = datasets.MNIST(
+            root=root, train=True, download=False, transform=transforms.Compose([affine, *to_model])
+        )
 
         def baseline(workers: int, augment: bool = False):
             subset = Subset(augmented if augment else dataset, train_idx)
 
             def one_pass() -> float:
                 start, seen = time.perf_counter(), 0
-                for x, y in DataLoader(subset, batch_size=BATCH, shuffle=True, num_workers=workers):
+                for _x, y in DataLoader(subset, batch_size=BATCH, shuffle=True, num_workers=workers):
                     seen += len(y)
                 return seen / (time.perf_counter() - start)
+
             return one_pass
 
-        got = interleaved({"ours": ours(False), "ours_aug": ours(True),
-                           "tv_w0": baseline(0), "tv_w2": baseline(2),
-                           "tv_aug_w0": baseline(0, True), "tv_aug_w2": baseline(2, True)}, repeats)
+        got = interleaved(
+            {
+                "ours": ours(False),
+                "ours_aug": ours(True),
+                "tv_w0": baseline(0),
+                "tv_w2": baseline(2),
+                "tv_aug_w0": baseline(0, True),
+                "tv_aug_w2": baseline(2, True),
+            },
+            repeats,
+        )
         # Same batches, same values: check the baseline decodes what we train on (before Normalize).
         x_tv = torch.stack([transforms.ToTensor()(dataset.data[i].numpy()) for i in train_idx[:64]])
         x_ours = dm.on_after_batch_transfer((images[:64], labels[:64]), 0)[0]
@@ -92,13 +103,36 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     med = {k: median(v) for k, v in got.items()}
     size = f"{len(train_idx)} images, batch {BATCH}"
     rows = []
-    for ours_key, base_key, case in (("ours", "tv", "no augmentation vs DataLoader"),
-                                     ("ours_aug", "tv_aug", "random_affine vs DataLoader+RandomAffine")):
+    for ours_key, base_key, case in (
+        ("ours", "tv", "no augmentation vs DataLoader"),
+        ("ours_aug", "tv_aug", "random_affine vs DataLoader+RandomAffine"),
+    ):
         for workers in (0, 2):
             base = f"{base_key}_w{workers}"
-            rows.append(row("data", f"{case}, workers={workers}", med[ours_key], med[base], "img/s", TARGET,
-                            note=size, same_pixels=same_pixels, samples_ours=got[ours_key], samples_baseline=got[base]))
-    rows.append(row("data", "random_affine vs unaugmented DataLoader, workers=2", med["ours_aug"], med["tv_w2"],
-                    "img/s", note=f"{size}; conservative: the baseline does less work",
-                    samples_ours=got["ours_aug"], samples_baseline=got["tv_w2"]))
+            rows.append(
+                row(
+                    "data",
+                    f"{case}, workers={workers}",
+                    med[ours_key],
+                    med[base],
+                    "img/s",
+                    TARGET,
+                    note=size,
+                    same_pixels=same_pixels,
+                    samples_ours=got[ours_key],
+                    samples_baseline=got[base],
+                )
+            )
+    rows.append(
+        row(
+            "data",
+            "random_affine vs unaugmented DataLoader, workers=2",
+            med["ours_aug"],
+            med["tv_w2"],
+            "img/s",
+            note=f"{size}; conservative: the baseline does less work",
+            samples_ours=got["ours_aug"],
+            samples_baseline=got["tv_w2"],
+        )
+    )
     return rows

@@ -1,15 +1,15 @@
 """GPU readiness (needs CUDA; without it every row says "skipped: no CUDA device").
 
-    CNN to 99.5 %   experiment=cnn with trainer=gpu trainer.precision=bf16-mixed: data resident on the
-                    GPU (MNISTDataModule puts the tensors on the root device), channels_last from
-                    conf/model/cnn.yaml; seconds of training to 99.5 % test accuracy, target <= 10 s
-                    (an H100). Measured with time_to_accuracy.train_to_accuracy: the Trainer `fit` builds
-                    (pipeline.train.build_trainer, our callbacks, MLflow into a temp store), plus a
-                    callback that stops at the target (fit itself cannot stop there).
-    DDP scaling     with more than one GPU: seconds per epoch (median of epochs 2-3, from the run's
-                    history.csv) of `python -m pipeline.train --params` with trainer=gpu (1 GPU) and with
-                    trainer=ddp (all GPUs); efficiency = t1 / (n * tn). DDP splits each epoch between
-                    the ranks, so the ideal is 1.0.
+CNN to 99.5 %   experiment=cnn with trainer=gpu trainer.precision=bf16-mixed: data resident on the
+                GPU (MNISTDataModule puts the tensors on the root device), channels_last from
+                conf/model/cnn.yaml; seconds of training to 99.5 % test accuracy, target <= 10 s
+                (an H100). Measured with time_to_accuracy.train_to_accuracy: the Trainer `fit` builds
+                (pipeline.train.build_trainer, our callbacks, MLflow into a temp store), plus a
+                callback that stops at the target (fit itself cannot stop there).
+DDP scaling     with more than one GPU: seconds per epoch (median of epochs 2-3, from the run's
+                history.csv) of `python -m pipeline.train --params` with trainer=gpu (1 GPU) and with
+                trainer=ddp (all GPUs); efficiency = t1 / (n * tn). DDP splits each epoch between
+                the ranks, so the ideal is 1.0.
 """
 
 from __future__ import annotations
@@ -33,11 +33,24 @@ def epoch_seconds(overrides: list[str], tmp: Path) -> list[float]:
 
     from pipeline.config import compose
 
-    cfg = compose([*overrides, f"run_dir={tmp / 'run'}", f"data.root={data_root()}",
-                   f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_model=false"])
+    cfg = compose(
+        [
+            *overrides,
+            f"run_dir={tmp / 'run'}",
+            f"data.root={data_root()}",
+            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+            "tracking.log_model=false",
+        ]
+    )
     OmegaConf.save(cfg, tmp / "params.yaml")
-    done = subprocess.run([sys.executable, "-m", "pipeline.train", "--params", "params.yaml"], cwd=tmp,
-                          env=clean_env(), capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "--params", "params.yaml"],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"training failed ({done.returncode}): {done.stderr[-2000:]}")
     with (tmp / "run" / "plots" / "history.csv").open() as f:
@@ -46,8 +59,10 @@ def epoch_seconds(overrides: list[str], tmp: Path) -> list[float]:
 
 def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     if not torch.cuda.is_available():
-        return [skipped("gpu", "CNN to 99.5% on 1 GPU, bf16-mixed, channels_last", "no CUDA device"),
-                skipped("gpu", "DDP scaling efficiency", "no CUDA device")]
+        return [
+            skipped("gpu", "CNN to 99.5% on 1 GPU, bf16-mixed, channels_last", "no CUDA device"),
+            skipped("gpu", "DDP scaling efficiency", "no CUDA device"),
+        ]
     from benchmarks.time_to_accuracy import train_to_accuracy
 
     name = torch.cuda.get_device_name(0)
@@ -58,11 +73,23 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         got = train_to_accuracy(overrides, target, Path(tmp))
     last = got["history"][-1]
-    rows = [row("gpu", f"CNN to {target:.1%} on 1 GPU, bf16-mixed, channels_last", got["seconds"], unit="s",
-                target=("<=", limit, "ours") if limit else None,
-                note=f"{name}; " + (f"epoch {got['epochs']}, test acc {last[2]:.4f}" if got["seconds"] is not None
-                                    else f"not reached in {got['max_epochs']} epochs, test acc {last[2]:.4f}"),
-                reached=got["seconds"] is not None, history=got["history"])]
+    rows = [
+        row(
+            "gpu",
+            f"CNN to {target:.1%} on 1 GPU, bf16-mixed, channels_last",
+            got["seconds"],
+            unit="s",
+            target=("<=", limit, "ours") if limit else None,
+            note=f"{name}; "
+            + (
+                f"epoch {got['epochs']}, test acc {last[2]:.4f}"
+                if got["seconds"] is not None
+                else f"not reached in {got['max_epochs']} epochs, test acc {last[2]:.4f}"
+            ),
+            reached=got["seconds"] is not None,
+            history=got["history"],
+        )
+    ]
 
     n = torch.cuda.device_count()
     if n < 2 or quick:
@@ -73,7 +100,15 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="bench-ddp-") as tmp:
             times[label] = median(epoch_seconds(["experiment=cnn", *extra, "trainer.max_epochs=3"], Path(tmp))[1:])
     efficiency = times["1"] / (n * times[str(n)])
-    rows.append(row("gpu", f"DDP scaling efficiency, {n} GPUs", efficiency, unit="", target=None,
-                    note=f"{times['1']:.2f} s/epoch on 1 GPU, {times[str(n)]:.2f} s/epoch on {n}",
-                    seconds_per_epoch=times))
+    rows.append(
+        row(
+            "gpu",
+            f"DDP scaling efficiency, {n} GPUs",
+            efficiency,
+            unit="",
+            target=None,
+            note=f"{times['1']:.2f} s/epoch on 1 GPU, {times[str(n)]:.2f} s/epoch on {n}",
+            seconds_per_epoch=times,
+        )
+    )
     return rows

@@ -39,8 +39,16 @@ ACC_TOLERANCE = 0.002  # same weights and batches: the accuracies should agree t
 def compose_cfg(overrides: list[str], tmp: Path, epochs: int):
     from pipeline.config import compose, validate
 
-    cfg = compose([*overrides, f"run_dir={tmp}", f"data.root={data_root()}", f"trainer.max_epochs={epochs}",
-                   f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_model=false"])
+    cfg = compose(
+        [
+            *overrides,
+            f"run_dir={tmp}",
+            f"data.root={data_root()}",
+            f"trainer.max_epochs={epochs}",
+            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+            "tracking.log_model=false",
+        ]
+    )
     validate(cfg)
     return cfg
 
@@ -81,8 +89,12 @@ def run_ours(cfg, init_state: dict, run_dir: Path, extra_callbacks=()) -> dict:
 
     clock = _clock()
     trainer, module = train_like_pipeline(cfg, run_dir, [clock, *extra_callbacks], init_state, "benchmarks/loop.py")
-    return {"epoch_s": clock.seconds, "val_acc": float(trainer.callback_metrics["val/acc"]),
-            "state": module.net.state_dict(), "steps": trainer.num_training_batches}
+    return {
+        "epoch_s": clock.seconds,
+        "val_acc": float(trainer.callback_metrics["val/acc"]),
+        "state": module.net.state_dict(),
+        "steps": trainer.num_training_batches,
+    }
 
 
 def run_plain(cfg, init_state: dict) -> dict:
@@ -128,8 +140,12 @@ def run_plain(cfg, init_state: dict) -> dict:
                 v_correct += (logits.argmax(1) == labels).sum()
                 v_seen += len(labels)
         # The epoch's summary, read back once per epoch (as printing or logging it would).
-        summary = {"train/loss": loss_sum.item() / seen, "train/acc": correct.item() / seen,
-                   "val/loss": v_loss.item() / v_seen, "val/acc": v_correct.item() / v_seen}
+        summary = {
+            "train/loss": loss_sum.item() / seen,
+            "train/acc": correct.item() / seen,
+            "val/loss": v_loss.item() / v_seen,
+            "val/acc": v_correct.item() / v_seen,
+        }
         seconds.append(time.perf_counter() - start)
     return {"epoch_s": seconds, "val_acc": summary["val/acc"], "state": model.state_dict(), "steps": len(train)}
 
@@ -164,6 +180,7 @@ def count_host_reads():
             if not sys._getframe(1).f_globals.get("__name__", "").startswith("torch.optim"):
                 counts["n"] += 1
             return original(self, *args, **kwargs)
+
         return wrapper
 
     for name, original in saved.items():
@@ -180,7 +197,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
         tmp = Path(tmp)
-        for name, overrides, target in (CASES[1:] if quick else CASES):
+        for name, overrides, target in CASES[1:] if quick else CASES:
             if quick:
                 overrides = [o for o in overrides if not o.startswith(("data.train_subset", "data.val_size"))]
                 overrides += QUICK[name.split()[0]]
@@ -194,12 +211,23 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
                 plain_epochs += last["plain"]["epoch_s"][1:]
             a, b = last["ours"], last["plain"]
             max_dw = max(float((a["state"][k].float() - b["state"][k].float()).abs().max()) for k in a["state"])
-            rows.append(row("loop", f"{name}, s/epoch", median(ours_epochs), median(plain_epochs), "s",
-                            ("<=", target, "ratio"),
-                            note=f"{a['steps']} steps/epoch; val acc {a['val_acc']:.4f} vs {b['val_acc']:.4f}",
-                            same_accuracy=abs(a["val_acc"] - b["val_acc"]) <= ACC_TOLERANCE,
-                            val_acc_ours=a["val_acc"], val_acc_plain=b["val_acc"], max_weight_diff=max_dw,
-                            samples_ours=ours_epochs, samples_plain=plain_epochs))
+            rows.append(
+                row(
+                    "loop",
+                    f"{name}, s/epoch",
+                    median(ours_epochs),
+                    median(plain_epochs),
+                    "s",
+                    ("<=", target, "ratio"),
+                    note=f"{a['steps']} steps/epoch; val acc {a['val_acc']:.4f} vs {b['val_acc']:.4f}",
+                    same_accuracy=abs(a["val_acc"] - b["val_acc"]) <= ACC_TOLERANCE,
+                    val_acc_ours=a["val_acc"],
+                    val_acc_plain=b["val_acc"],
+                    max_weight_diff=max_dw,
+                    samples_ours=ours_epochs,
+                    samples_plain=plain_epochs,
+                )
+            )
         # Not timed: how often our loop reads a value back to the host during training steps (on a
         # GPU each read is a sync). module.py logs with on_step=False; the divergence check reads
         # the loss every log_every_n_steps steps, so expect about 1/50.
@@ -207,7 +235,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         with count_host_reads() as reads:
             steps = _step_reads(reads)
             run_ours(cfg, initial_state(cfg), tmp / "host_reads", [steps])
-        per_step = [b - a for a, b in zip(steps.marks, steps.marks[1:])]
+        per_step = [b - a for a, b in zip(steps.marks, steps.marks[1:], strict=False)]
         mlp128 = next(r for r in rows if r["case"].startswith("MLP batch 128"))
         mlp128["checks"]["host_reads_per_step"] = sum(per_step) / len(per_step)
     return rows

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import PROJECT, machine, machine_header, markdown_table, row  # noqa: E402
+from benchmarks.common import PROJECT, machine, machine_header, markdown_table, row
 
 BENCHMARKS = {  # name -> module
     "data": "data_path",
@@ -40,20 +40,35 @@ BENCHMARKS = {  # name -> module
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=",".join(BENCHMARKS),
-                   help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): a smoke test, not a measurement")
     p.add_argument("--repeats", type=int, default=5, help="repeats per measurement, interleaved A/B (default 5)")
     p.add_argument("--full", action="store_true", help="also the CNN (experiment=cnn) to 99.5%% (~5 min on a CPU)")
-    p.add_argument("--dvc", action="store_true",
-                   help="also the wall time of the default pipeline's stages (train, evaluate, robustness)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads in this process (default: torch's choice). On a machine shared with "
-                        "other jobs, 1 avoids OpenMP threads waiting on each other")
-    p.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "results" / "latest.json",
-                   help="JSON results path; the markdown table and the log go beside it")
+    p.add_argument(
+        "--dvc",
+        action="store_true",
+        help="also the wall time of the default pipeline's stages (train, evaluate, robustness)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads in this process (default: torch's choice). On a machine shared with "
+        "other jobs, 1 avoids OpenMP threads waiting on each other",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=PROJECT / "benchmarks" / "results" / "latest.json",
+        help="JSON results path; the markdown table and the log go beside it",
+    )
     p.add_argument("--verbose", action="store_true", help="show the benchmarks' own output instead of logging it")
     args = p.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -71,8 +86,12 @@ def quiet(log_path: Path, verbose: bool):
     if verbose:
         yield
         return
-    with log_path.open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
-            warnings.catch_warnings():
+    with (
+        log_path.open("a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         handler = logging.StreamHandler(log)
         root = logging.getLogger()
@@ -86,7 +105,7 @@ def quiet(log_path: Path, verbose: bool):
             yield
         finally:
             root.handlers = saved
-            for lg, level in zip(lightning_loggers, levels):
+            for lg, level in zip(lightning_loggers, levels, strict=False):
                 lg.setLevel(level)
 
 
@@ -99,8 +118,11 @@ def main(argv=None) -> dict:
     info = machine()
     print(machine_header(info), flush=True)
     if info["load_average_1m"] and info["load_average_1m"] > 0.5 * (info["cores_usable"] or 1):
-        print(f"warning: the machine is busy (load {info['load_average_1m']:.1f} on {info['cores_usable']} cores): "
-              "timings are noisy" + ("" if args.threads else "; --threads 1 limits the damage"), flush=True)
+        print(
+            f"warning: the machine is busy (load {info['load_average_1m']:.1f} on {info['cores_usable']} cores): "
+            "timings are noisy" + ("" if args.threads else "; --threads 1 limits the damage"),
+            flush=True,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.out.with_suffix(".log")
     log_path.write_text("")
@@ -121,11 +143,17 @@ def main(argv=None) -> dict:
     table = markdown_table(rows)
     mode = "quick" if args.quick else f"{args.repeats} repeats"
     header = machine_header(info)
-    md = (f"# Benchmarks ({mode})\n\n{header}\n\nMedians of interleaved repeats; ratio = ours / baseline. "
-          f"Total {time.perf_counter() - started:.0f} s.\n\n{table}\n")
+    md = (
+        f"# Benchmarks ({mode})\n\n{header}\n\nMedians of interleaved repeats; ratio = ours / baseline. "
+        f"Total {time.perf_counter() - started:.0f} s.\n\n{table}\n"
+    )
     args.out.with_suffix(".md").write_text(md)
-    result = {"machine": info, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "seconds": time.perf_counter() - started, "results": rows}
+    result = {
+        "machine": info,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seconds": time.perf_counter() - started,
+        "results": rows,
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print()
     print(table)

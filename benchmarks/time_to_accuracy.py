@@ -51,8 +51,8 @@ def _stopper(target: float):
             correct = 0
             with torch.inference_mode(), trainer.precision_plugin.forward_context():
                 for i in range(0, len(labels), 2000):
-                    x = images[i:i + 2000].unsqueeze(1).float().div_(255)
-                    correct += int((net(x).argmax(1) == labels[i:i + 2000]).sum())
+                    x = images[i : i + 2000].unsqueeze(1).float().div_(255)
+                    correct += int((net(x).argmax(1) == labels[i : i + 2000]).sum())
             net.train(was_training)
             acc = correct / len(labels)
             seconds = pause - self.start - self.paused
@@ -70,30 +70,52 @@ def train_to_accuracy(overrides: list[str], target: float, tmp: Path) -> dict:
     from benchmarks.common import train_like_pipeline
     from pipeline.config import compose, validate
 
-    cfg = compose([*overrides, f"run_dir={tmp}", f"data.root={data_root()}",
-                   f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "tracking.log_model=false"])
+    cfg = compose(
+        [
+            *overrides,
+            f"run_dir={tmp}",
+            f"data.root={data_root()}",
+            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+            "tracking.log_model=false",
+        ]
+    )
     validate(cfg)
     torch.set_float32_matmul_precision("high")
     stopper = _stopper(target)
     train_like_pipeline(cfg, tmp, [stopper], command="benchmarks/time_to_accuracy.py")
     reached = stopper.reached
-    return {"seconds": reached[1] if reached else None, "epochs": reached[0] if reached else None,
-            "history": stopper.history, "max_epochs": cfg.trainer.max_epochs}
+    return {
+        "seconds": reached[1] if reached else None,
+        "epochs": reached[0] if reached else None,
+        "history": stopper.history,
+        "max_epochs": cfg.trainer.max_epochs,
+    }
 
 
 def _measure(name: str, overrides: list[str], target: float, limit: float | None, repeats: int) -> dict:
     runs = []
-    for i in range(repeats):
+    for _i in range(repeats):
         with tempfile.TemporaryDirectory(prefix="bench-tta-") as tmp:
             runs.append(train_to_accuracy(overrides, target, Path(tmp)))
     secs = [r["seconds"] for r in runs]
     reached = all(s is not None for s in secs)
     last = runs[-1]
-    note = (f"epoch {last['epochs']}, test acc {last['history'][-1][2]:.4f}" if reached
-            else f"not reached in {last['max_epochs']} epochs (best test acc {max(h[2] for h in last['history']):.4f})")
-    return row("time-to-accuracy", f"{name} to {target:.1%}", median(secs) if reached else None,
-               unit="s", target=("<=", limit, "ours") if limit else None, note=note, reached=reached,
-               samples=secs, history=last["history"])
+    note = (
+        f"epoch {last['epochs']}, test acc {last['history'][-1][2]:.4f}"
+        if reached
+        else f"not reached in {last['max_epochs']} epochs (best test acc {max(h[2] for h in last['history']):.4f})"
+    )
+    return row(
+        "time-to-accuracy",
+        f"{name} to {target:.1%}",
+        median(secs) if reached else None,
+        unit="s",
+        target=("<=", limit, "ours") if limit else None,
+        note=note,
+        reached=reached,
+        samples=secs,
+        history=last["history"],
+    )
 
 
 def pipeline_stages(repeats: int = 1) -> list[dict]:
@@ -106,22 +128,43 @@ def pipeline_stages(repeats: int = 1) -> list[dict]:
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
             tmp = Path(tmp)
-            cfg = compose([f"run_dir={tmp / 'outputs' / 'main'}", f"data.root={data_root()}",
-                           f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}"])
+            cfg = compose(
+                [
+                    f"run_dir={tmp / 'outputs' / 'main'}",
+                    f"data.root={data_root()}",
+                    f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+                ]
+            )
             OmegaConf.save(cfg, tmp / "params.yaml")
             for stage in times:
                 start = time.perf_counter()
-                done = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--params", "params.yaml"],
-                                      cwd=tmp, env=clean_env(), capture_output=True, text=True)
+                done = subprocess.run(
+                    [sys.executable, "-m", f"pipeline.{stage}", "--params", "params.yaml"],
+                    cwd=tmp,
+                    env=clean_env(),
+                    capture_output=True,
+                    text=True,
+                )
                 times[stage].append(time.perf_counter() - start)
                 if done.returncode != 0:
                     raise RuntimeError(f"pipeline.{stage} failed ({done.returncode}): {done.stderr[-2000:]}")
     for stage, secs in times.items():
-        rows.append(row("pipeline", f"stage {stage} (python -m pipeline.{stage} --params)", median(secs), unit="s",
-                        samples=secs))
-    total = [sum(t) for t in zip(*times.values())]
-    rows.append(row("pipeline", "default pipeline, train+evaluate+robustness", median(total), unit="s",
-                    note="what `dvc repro` runs after the data stage", samples=total))
+        rows.append(
+            row(
+                "pipeline", f"stage {stage} (python -m pipeline.{stage} --params)", median(secs), unit="s", samples=secs
+            )
+        )
+    total = [sum(t) for t in zip(*times.values(), strict=False)]
+    rows.append(
+        row(
+            "pipeline",
+            "default pipeline, train+evaluate+robustness",
+            median(total),
+            unit="s",
+            note="what `dvc repro` runs after the data stage",
+            samples=total,
+        )
+    )
     return rows
 
 
@@ -129,8 +172,11 @@ def run(quick: bool = False, repeats: int = 5, full: bool = False, dvc: bool = F
     # Whole trainings: fewer repeats than the micro-benchmarks (each one is a full run).
     repeats = 1 if quick else max(1, min(repeats, 3))
     if quick:
-        rows = [_measure("MLP, 5,000 training images", ["data.train_subset=5000", "trainer.max_epochs=5"],
-                         0.90, None, repeats)]
+        rows = [
+            _measure(
+                "MLP, 5,000 training images", ["data.train_subset=5000", "trainer.max_epochs=5"], 0.90, None, repeats
+            )
+        ]
     else:
         # No schedule in the default MLP recipe, so a higher epoch cap changes nothing but the cap.
         rows = [_measure("seed MLP (default config)", ["trainer.max_epochs=20"], 0.97, 10, repeats)]

@@ -8,7 +8,7 @@ Shared by the DVC graph tests and the layer-rule tests.
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def _packages_of(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-@lru_cache(maxsize=None)
+@cache
 def imported_modules(path: Path) -> frozenset[str]:
     """Every module name a file's import statements name (project or not), relative ones resolved."""
     own = module_name(path)
@@ -48,7 +48,7 @@ def imported_modules(path: Path) -> frozenset[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""

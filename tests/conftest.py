@@ -38,13 +38,15 @@ def idx_dir(mnist_root, tmp_path_factory) -> Path:
     return folder
 
 
-def run_module(module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None,
-               timeout: int = 600) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run `python -m module args` as a user would, returning the finished process."""
     full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # never the user's store
     full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def need(ok: bool, why: str) -> None:
@@ -64,14 +66,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(cmd: list, health_url: str, cwd: Path, env: dict | None = None, log: Path | None = None,
-            timeout: float = 180):
+def serving(
+    cmd: list, health_url: str, cwd: Path, env: dict | None = None, log: Path | None = None, timeout: float = 180
+):
     """Start a server process in its own process group, wait for health_url to answer 200, stop it after."""
     import signal
     import time
     import urllib.request
 
-    out = open(log, "w") if log else subprocess.DEVNULL
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 -- closed after the yield
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -84,7 +87,7 @@ def serving(cmd: list, health_url: str, cwd: Path, env: dict | None = None, log:
                         break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{health_url} did not answer within {timeout}s")
+                    raise AssertionError(f"{health_url} did not answer within {timeout}s") from None
                 time.sleep(0.5)
         yield proc
     finally:

@@ -23,8 +23,11 @@ NODES = (NODE, f"{NODE}-b")
 
 def available() -> str | None:
     """Why no cluster can start here, or None."""
-    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch") if not shutil.which(b)
-               and not Path(f"/usr/sbin/{b}").exists()]
+    missing = [
+        b
+        for b in ("munged", "slurmctld", "slurmd", "sbatch")
+        if not shutil.which(b) and not Path(f"/usr/sbin/{b}").exists()
+    ]
     if missing:
         return f"{', '.join(missing)} not installed (bash scripts/install-test-services.sh)"
     if os.geteuid() != 0:
@@ -43,12 +46,13 @@ def _free_port() -> int:
 @dataclass
 class Cluster:
     folder: Path
-    env: dict = field(default_factory=dict)   # SLURM_CONF for sbatch, squeue, scontrol, ...
+    env: dict = field(default_factory=dict)  # SLURM_CONF for sbatch, squeue, scontrol, ...
     pids: list = field(default_factory=list)
 
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(list(cmd), env={**os.environ, **self.env}, capture_output=True, text=True,
-                              check=check, timeout=120)
+        return subprocess.run(
+            list(cmd), env={**os.environ, **self.env}, capture_output=True, text=True, check=check, timeout=120
+        )
 
     def job(self, job_id: str) -> dict:
         """`scontrol show job` as a dict (while slurmctld still remembers the job)."""
@@ -71,7 +75,8 @@ class Cluster:
 
 def _config(folder: Path, ctld_port: int, slurmd_ports: list[int], munge_socket: Path) -> str:
     mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 // 2
-    return f"""\
+    return (
+        f"""\
 ClusterName=pipetest
 SlurmctldHost={NODE}(127.0.0.1)
 MailProg=/bin/true
@@ -100,9 +105,14 @@ JobCompLoc={folder}/jobcomp.txt
 MinJobAge=3600
 DefMemPerCPU=1024
 KillWait=30
-""" + "".join(f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={NODE} Port={port} CPUs=2 "
-              f"RealMemory={mem_mb} State=UNKNOWN\n" for name, port in zip(NODES, slurmd_ports)) + \
-        f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4\n"
+"""
+        + "".join(
+            f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={NODE} Port={port} CPUs=2 "
+            f"RealMemory={mem_mb} State=UNKNOWN\n"
+            for name, port in zip(NODES, slurmd_ports, strict=False)
+        )
+        + f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4\n"
+    )
 
 
 def _stop(pid: int) -> None:
@@ -129,9 +139,18 @@ def cluster(folder: Path):
     conf.write_text(_config(folder, _free_port(), [_free_port() for _ in NODES], munge_socket))
     c = Cluster(folder, env={"SLURM_CONF": str(conf)})
     daemons = [
-        ("munged", ["munged", "--force", f"--socket={munge_socket}", f"--pid-file={folder}/munge/munged.pid",
-                    f"--log-file={folder}/munged.log", f"--seed-file={folder}/munge/seed"],
-         folder / "munge" / "munged.pid"),
+        (
+            "munged",
+            [
+                "munged",
+                "--force",
+                f"--socket={munge_socket}",
+                f"--pid-file={folder}/munge/munged.pid",
+                f"--log-file={folder}/munged.log",
+                f"--seed-file={folder}/munge/seed",
+            ],
+            folder / "munge" / "munged.pid",
+        ),
         ("slurmctld", ["slurmctld", "-i", "-f", str(conf)], folder / "slurmctld.pid"),
         *((f"slurmd {n}", ["slurmd", "-N", n, "-f", str(conf)], folder / f"slurmd-{n}.pid") for n in NODES),
     ]

@@ -11,7 +11,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import PROJECT
 
 sys.path.insert(0, str(PROJECT))  # benchmarks/ is a top-level package of the repository, not installed
@@ -59,8 +58,10 @@ def test_data_path(mnist_root):
     rows = check_rows(data_path.run(quick=True, repeats=1), "data")
     assert len(rows) == 5 and all(r["unit"] == "img/s" for r in rows)
     assert all(r["checks"]["same_pixels"] for r in rows[:4])  # torchvision decodes the images we train on
-    assert {r["case"] for r in rows} >= {"no augmentation vs DataLoader, workers=0",
-                                         "random_affine vs DataLoader+RandomAffine, workers=2"}
+    assert {r["case"] for r in rows} >= {
+        "no augmentation vs DataLoader, workers=0",
+        "random_affine vs DataLoader+RandomAffine, workers=2",
+    }
 
 
 def test_torchvision_folder_is_what_torchvision_reads(mnist_root, tmp_path):
@@ -156,8 +157,21 @@ def test_bare_script_learns(mnist_root):
     """The baseline of the whole-command row is a real training: it must learn, or the ratio means nothing."""
     import subprocess
 
-    done = subprocess.run([sys.executable, str(PROJECT / "benchmarks" / "bare_train.py"), "--data", str(mnist_root),
-                           "--epochs", "2", "--train-size", "5000"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "benchmarks" / "bare_train.py"),
+            "--data",
+            str(mnist_root),
+            "--epochs",
+            "2",
+            "--train-size",
+            "5000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(result["test_acc"]) == 2 and result["test_acc"][-1] > 0.85 and result["loop_s"] > 0

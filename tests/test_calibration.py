@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -13,7 +15,9 @@ from pipeline.calibration import expected_calibration_error, reliability_bins
 def _two_class(confidence: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities for 2 classes with the given top confidence; label chosen to be (in)correct."""
     probs = torch.stack([confidence, 1 - confidence], dim=1)
-    labels = torch.where(correct, torch.zeros_like(confidence, dtype=torch.long), torch.ones_like(confidence, dtype=torch.long))
+    labels = torch.where(
+        correct, torch.zeros_like(confidence, dtype=torch.long), torch.ones_like(confidence, dtype=torch.long)
+    )
     return probs, labels
 
 
@@ -23,7 +27,7 @@ def _reference_ece(probs, labels, n_bins):
     acc = (pred == labels).double()
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (conf > lo) & (conf <= hi)
         if in_bin.any():
             ece += in_bin.double().mean() * (acc[in_bin].mean() - conf[in_bin].double().mean()).abs()
@@ -61,7 +65,9 @@ def test_matches_reference_loop_on_random_softmax():
     probs = torch.softmax(3 * torch.randn(2000, 10, generator=g), dim=1)
     labels = torch.randint(0, 10, (2000,), generator=g)
     for n_bins in (1, 5, 15, 20):
-        assert expected_calibration_error(probs, labels, n_bins) == pytest.approx(_reference_ece(probs, labels, n_bins), abs=1e-9)
+        assert expected_calibration_error(probs, labels, n_bins) == pytest.approx(
+            _reference_ece(probs, labels, n_bins), abs=1e-9
+        )
 
 
 @settings(max_examples=30, deadline=None, database=None)

@@ -4,9 +4,9 @@ leaves its results for the report, and the report stage renders them."""
 import json
 
 import pytest
+from conftest import run_module
 from mlflow.tracking import MlflowClient
 
-from conftest import run_module
 from pipeline.config import CONF_DIR, compose
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem.startswith(("claim_", "optuna")))
@@ -21,8 +21,14 @@ TINY_SWEEP = {
     "claim_samples_cnn": ["data.train_subset=100,300", "data.epoch_size=512", "data.batch_size=64"],
     "optuna_mlp": ["hydra.sweeper.n_trials=2"],
 }
-TINY_JOB = ["data.train_subset=1000", "trainer.max_epochs=1", "tracking.log_model=false",
-            "robustness.n_images=100", "robustness.ood.n_images=100", "robustness.corruptions=[rotate,fog]"]
+TINY_JOB = [
+    "data.train_subset=1000",
+    "trainer.max_epochs=1",
+    "tracking.log_model=false",
+    "robustness.n_images=100",
+    "robustness.ood.n_images=100",
+    "robustness.corruptions=[rotate,fog]",
+]
 
 
 def test_every_preset_has_a_tiny_sweep():
@@ -54,9 +60,16 @@ def swept(tmp_path_factory, mnist_root):
     outputs = {}
     for preset in PRESETS:
         job = [o for o in TINY_JOB if o.split("=")[0] not in {t.split("=")[0] for t in TINY_SWEEP[preset]}]
-        outputs[preset] = run_module("pipeline.train", f"experiment={preset}", *TINY_SWEEP[preset], *job,
-                                     f"tracking.uri={uri}", f"data.root={mnist_root}",
-                                     f"hydra.sweep.dir={root}/multirun/{preset}", cwd=root)
+        outputs[preset] = run_module(
+            "pipeline.train",
+            f"experiment={preset}",
+            *TINY_SWEEP[preset],
+            *job,
+            f"tracking.uri={uri}",
+            f"data.root={mnist_root}",
+            f"hydra.sweep.dir={root}/multirun/{preset}",
+            cwd=root,
+        )
     return root, uri, outputs
 
 
@@ -67,8 +80,9 @@ def test_preset_sweep_is_one_parent_run_with_a_child_per_job(swept, preset):
     out = outputs[preset]
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id],
-                              filter_string=f"tags.preset = '{preset}'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("mnist").experiment_id], filter_string=f"tags.preset = '{preset}'"
+    )
     parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(parents) == 1 and len(children) == 2 and len(runs) == 3
@@ -86,7 +100,7 @@ def test_preset_sweep_is_one_parent_run_with_a_child_per_job(swept, preset):
 
 @pytest.mark.slow
 def test_sweep_values_reach_the_jobs(swept):
-    root, uri, _ = swept
+    root, _uri, _ = swept
     linear = json.loads((root / "reports/results/claim_linear.json").read_text())
     assert [j["params"]["model.hidden"] for j in linear["jobs"]] == ["[]", "[32, 16]"]
     for job in linear["jobs"]:  # each stack was multiplied out and matched its single map
@@ -127,9 +141,19 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
 def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path, mnist_root):
     """Lightning restarts DDP ranks from sys.argv; inside a multirun that must not relaunch the sweep."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module("pipeline.train", "-m", "trainer=ddp_cpu", "seed=1,2", "data.train_subset=400",
-                     "trainer.max_epochs=1", "tracking.log_model=false", f"tracking.uri={uri}",
-                     f"data.root={mnist_root}", f"hydra.sweep.dir={tmp_path}/multirun", cwd=tmp_path)
+    out = run_module(
+        "pipeline.train",
+        "-m",
+        "trainer=ddp_cpu",
+        "seed=1,2",
+        "data.train_subset=400",
+        "trainer.max_epochs=1",
+        "tracking.log_model=false",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("[sweep] MLflow parent run") == 1
     client = MlflowClient(uri)

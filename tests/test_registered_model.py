@@ -30,7 +30,7 @@ def registered(tmp_path_factory, mnist_root):
     for _ in range(3):
         for i in range(0, N_TRAIN, 100):
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
+            torch.nn.functional.cross_entropy(model(x[i : i + 100]), y[i : i + 100]).backward()
             opt.step()
     model.eval()
     test_images, test_labels = load_split(mnist_root, "test")
@@ -40,7 +40,7 @@ def registered(tmp_path_factory, mnist_root):
     c = tracking.client(uri)
     run_id = c.create_run(tracking.experiment_id(c, "mnist", uri)).info.run_id
     version = tracking.log_model(uri, run_id, model, model_cfg, "mnist-mlp")
-    xv, yv = images[N_TRAIN:N_TRAIN + N_TEST].float().unsqueeze(1) / 255, labels[N_TRAIN:N_TRAIN + N_TEST]
+    xv, yv = images[N_TRAIN : N_TRAIN + N_TEST].float().unsqueeze(1) / 255, labels[N_TRAIN : N_TRAIN + N_TEST]
     with torch.no_grad():
         val_acc = float((model(xv).argmax(1) == yv).float().mean())
     tracking.log_metrics(uri, run_id, {"val/best_acc": val_acc})  # what the champion is chosen by
@@ -96,11 +96,13 @@ def test_art_pgd_attacks_the_loaded_champion(registered):
 
     uri, _, _, xt, yt, _ = registered
     model = load_model("models:/mnist-mlp@champion", uri)
-    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
-                                   nb_classes=10, clip_values=(0.0, 1.0))
+    classifier = PyTorchClassifier(
+        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0)
+    )
     eps = 0.1
-    attack = ProjectedGradientDescent(classifier, norm="inf", eps=eps, eps_step=0.01, max_iter=20,
-                                      num_random_init=0, batch_size=N_TEST, verbose=False)
+    attack = ProjectedGradientDescent(
+        classifier, norm="inf", eps=eps, eps_step=0.01, max_iter=20, num_random_init=0, batch_size=N_TEST, verbose=False
+    )
     x = xt.numpy()
     x_adv = attack.generate(x=x)
     clean = (classifier.predict(x).argmax(1) == yt.numpy()).mean()

@@ -4,9 +4,10 @@ the test split never chooses."""
 from __future__ import annotations
 
 import pytest
+from conftest import run_module
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from conftest import run_module
 from pipeline.registry import update_champion
 
 
@@ -62,7 +63,7 @@ def test_versions_without_a_score_or_with_a_deleted_run_do_not_compete(store):
     uri, client, add = store
     add(None)
     assert update_champion(uri, "mnist-mlp") is None  # nothing evaluated yet: no alias
-    with pytest.raises(Exception):
+    with pytest.raises(MlflowException):
         _champion(client)
     add(0.90)
     best = add(0.99)
@@ -73,13 +74,13 @@ def test_versions_without_a_score_or_with_a_deleted_run_do_not_compete(store):
 
 
 def test_registry_command_lists_versions_scores_and_aliases(store, tmp_path):
-    uri, client, add = store
+    uri, _client, add = store
     add(0.9)
     add(0.95)
     out = run_module("pipeline.registry", "mnist-mlp", "--update", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "champion -> version 2 (val/best_acc=0.9500)" in out.stdout
-    line = next(l for l in out.stdout.splitlines() if "version   2" in l)
+    line = next(ln for ln in out.stdout.splitlines() if "version   2" in ln)
     assert "val/best_acc=0.9500" in line and "@champion" in line
     out = run_module("pipeline.registry", "mnist-nope", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 2 and "no registered model 'mnist-nope'" in out.stderr

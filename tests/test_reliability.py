@@ -8,17 +8,24 @@ import sys
 import time
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import run_module
+from mlflow.tracking import MlflowClient
 
 SMALL = ["data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4", "tracking.log_model=false"]
 
 
 def _train(tmp_path, mnist_root, name, *extra, env=None):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module("pipeline.train", *SMALL, f"run_dir={tmp_path / name}", f"tracking.uri={uri}",
-                     f"data.root={mnist_root}", *extra, cwd=tmp_path, env=env)
+    out = run_module(
+        "pipeline.train",
+        *SMALL,
+        f"run_dir={tmp_path / name}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        *extra,
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return tmp_path / name, uri, out
 
@@ -40,15 +47,24 @@ def reference(tmp_path_factory, mnist_root):
 def test_same_config_and_seed_give_identical_metrics(tmp_path, mnist_root, reference):
     again, _, _ = _train(tmp_path, mnist_root, "again")
     assert _history(again) == _history(reference)
-    assert json.loads((again / "metrics.json").read_text())["test"] == \
-        json.loads((reference / "metrics.json").read_text())["test"]
+    assert (
+        json.loads((again / "metrics.json").read_text())["test"]
+        == json.loads((reference / "metrics.json").read_text())["test"]
+    )
 
 
 def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, mnist_root, reference):
     run_dir = tmp_path / "killed"
     uri = f"sqlite:///{tmp_path}/killed.db"
-    args = [sys.executable, "-m", "pipeline.train", *SMALL, f"run_dir={run_dir}", f"tracking.uri={uri}",
-            f"data.root={mnist_root}"]
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        *SMALL,
+        f"run_dir={run_dir}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     history = run_dir / "plots" / "history.csv"
@@ -66,8 +82,10 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming MLflow run" in again.stdout
     assert _history(run_dir) == _history(reference)
-    assert json.loads((run_dir / "metrics.json").read_text())["test"] == \
-        json.loads((reference / "metrics.json").read_text())["test"]
+    assert (
+        json.loads((run_dir / "metrics.json").read_text())["test"]
+        == json.loads((reference / "metrics.json").read_text())["test"]
+    )
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
@@ -78,8 +96,16 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
 
 def test_diverging_loss_stops_with_a_clear_message_and_a_failed_run(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module("pipeline.train", *SMALL, "optim=sgd", "optim.lr=1e8", f"run_dir={tmp_path / 'nan'}",
-                     f"tracking.uri={uri}", f"data.root={mnist_root}", cwd=tmp_path)
+    out = run_module(
+        "pipeline.train",
+        *SMALL,
+        "optim=sgd",
+        "optim.lr=1e8",
+        f"run_dir={tmp_path / 'nan'}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        cwd=tmp_path,
+    )
     assert out.returncode != 0
     assert "the run diverged. Lower optim.lr (now 100000000.0)" in out.stderr
     client = MlflowClient(uri)
@@ -92,15 +118,17 @@ def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tm
     secret = "s3cr3t-token-value-42"
     env = {"MY_API_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret}
     _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
-    run_dir, uri, out = _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
+    _run_dir, uri, out = _train(tmp_path, mnist_root, "s", "trainer.max_epochs=1", env=env)
     assert "resuming" not in out.stdout  # the first run had finished: the same command trains afresh
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert len(runs) == 2
     run = runs[0]
     logged = json.dumps({"params": run.data.params, "tags": run.data.tags})
-    logged += client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)) and \
-        (tmp_path / "config.yaml").read_text()
+    logged += (
+        client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))
+        and (tmp_path / "config.yaml").read_text()
+    )
     assert secret not in logged
 
 
@@ -109,9 +137,22 @@ def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mni
     run_dir = tmp_path / "run"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.train", *SMALL, "trainer.max_epochs=50",
-                             f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            *SMALL,
+            "trainer.max_epochs=50",
+            f"run_dir={run_dir}",
+            f"tracking.uri={uri}",
+            f"data.root={mnist_root}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     history = run_dir / "plots" / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):

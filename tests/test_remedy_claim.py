@@ -8,20 +8,41 @@ from pipeline.claims import load_remedy, load_results, remedy_claim
 
 
 def _remedy(auto: float, clean: float, train_seconds: float) -> dict:
-    parts = {"clean": {"acc": clean, "images": 10000, "seconds": 2.0},
-             "autoattack_eps0.3": {"acc": auto, "images": 1000, "seconds": 900.0,
-                                   "by_attack": {"apgd-ce": auto + 0.02, "apgd-t": auto, "fab-t": auto,
-                                                 "square": auto, "final": auto}},
-             "pgd_eps0.3": {"acc": auto + 0.03, "images": 10000, "seconds": 1200.0},
-             "sanity_eps0.3": {"eps": 0.3, "images": 1000,
-                               "eps_curve": [{"eps": 0.0, "pgd": clean}, {"eps": 0.5, "pgd": 0.0}],
-                               "strength": [{"steps": 10, "restarts": 1, "pgd": 0.9}]}}
-    checks = {"monotone_in_eps": True, "near_zero_at_max_eps": True, "max_eps": 0.5, "acc_at_max_eps": 0.0,
-              "stronger_attack_never_helps": True, "square_extra_fooled": 0.0, "square_not_stronger": True,
-              "passed": True}
-    return {"preset": "robust_pgd", "run_id": "abc", "train_seconds": train_seconds, "parts": parts,
-            "checks_eps0.3": checks, "model": {"arch": "smallconv", "channels": [16, 32]},
-            "adversarial": {"method": "pgd"}}
+    parts = {
+        "clean": {"acc": clean, "images": 10000, "seconds": 2.0},
+        "autoattack_eps0.3": {
+            "acc": auto,
+            "images": 1000,
+            "seconds": 900.0,
+            "by_attack": {"apgd-ce": auto + 0.02, "apgd-t": auto, "fab-t": auto, "square": auto, "final": auto},
+        },
+        "pgd_eps0.3": {"acc": auto + 0.03, "images": 10000, "seconds": 1200.0},
+        "sanity_eps0.3": {
+            "eps": 0.3,
+            "images": 1000,
+            "eps_curve": [{"eps": 0.0, "pgd": clean}, {"eps": 0.5, "pgd": 0.0}],
+            "strength": [{"steps": 10, "restarts": 1, "pgd": 0.9}],
+        },
+    }
+    checks = {
+        "monotone_in_eps": True,
+        "near_zero_at_max_eps": True,
+        "max_eps": 0.5,
+        "acc_at_max_eps": 0.0,
+        "stronger_attack_never_helps": True,
+        "square_extra_fooled": 0.0,
+        "square_not_stronger": True,
+        "passed": True,
+    }
+    return {
+        "preset": "robust_pgd",
+        "run_id": "abc",
+        "train_seconds": train_seconds,
+        "parts": parts,
+        "checks_eps0.3": checks,
+        "model": {"arch": "smallconv", "channels": [16, 32]},
+        "adversarial": {"method": "pgd"},
+    }
 
 
 def test_remedy_row_sits_beside_the_literature_with_our_time():
@@ -29,8 +50,11 @@ def test_remedy_row_sits_beside_the_literature_with_our_time():
     assert claim.verdict == "holds"
     assert "88.50 % on the first 1,000 test images" in claim.measured and "30 min" in claim.measured
     table = claim.details[0]
-    assert [row[0].split(",")[0] for row in table[2][:3]] == ["Madry et al. 2018", "Wong et al. 2020",
-                                                             "Zhang et al. 2019"]
+    assert [row[0].split(",")[0] for row in table[2][:3]] == [
+        "Madry et al. 2018",
+        "Wong et al. 2020",
+        "Zhang et al. 2019",
+    ]
     assert table[2][-1][1:4] == ["98.60 %", "88.50 %", "91.50 %"] and table[2][-1][4] == "30 min on this CPU"
     assert any("not stronger: True" in d[1] for d in claim.details if d[0] == "text")
 

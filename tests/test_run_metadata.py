@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import PROJECT
 
 
@@ -39,8 +38,9 @@ def repo(tmp_path, monkeypatch):
     (tmp_path / "outputs" / "main" / "plots" / "history.csv").write_text("epoch\n")
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     git("init", "-q")
     git("add", "-A")

@@ -6,9 +6,9 @@ import json
 import os
 
 import pytest
+from conftest import run_module
 from omegaconf import OmegaConf
 
-from conftest import run_module
 from pipeline.config import compose
 
 
@@ -20,9 +20,17 @@ def test_training_never_loads_the_test_split(mnist_root, tmp_path):
     for name in ("train.pt", "manifest.json"):
         os.symlink(mnist_root / name, root / name)
     (root / "test.pt").write_bytes(b"not a tensor file: training must never open it")
-    cfg = compose([f"data.root={root}", "data.train_subset=500", "data.batch_size=100", "trainer.max_epochs=1",
-                   f"run_dir={tmp_path / 'run'}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                   "tracking.log_model=false"])
+    cfg = compose(
+        [
+            f"data.root={root}",
+            "data.train_subset=500",
+            "data.batch_size=100",
+            "trainer.max_epochs=1",
+            f"run_dir={tmp_path / 'run'}",
+            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            "tracking.log_model=false",
+        ]
+    )
     params = tmp_path / "params.yaml"
     params.write_text(OmegaConf.to_yaml(cfg))
 

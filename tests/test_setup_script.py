@@ -57,7 +57,8 @@ def test_test_option_adds_the_test_extras(tmp_path):
     out, calls = _setup(tmp_path, "--test", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert [c for c in calls if "-e" in c.split()] == [
-        "-m pip install --dry-run --progress-bar off -c constraints.txt -e .[test]"]
+        "-m pip install --dry-run --progress-bar off -c constraints.txt -e .[test]"
+    ]
     assert "then: bash scripts/install-test-services.sh" in out.stdout
 
 

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 import slurm_cluster
 from conftest import need, run_module
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 TINY = ["data.train_subset=1000", "trainer.max_epochs=1", "tracking.log_model=false", "evaluate.batch_size=5000"]
@@ -36,8 +35,10 @@ def wait_finished(cluster, job_id: str, timeout: float = 540) -> dict:
     """The job's completion record, once its processes are gone too (a cancelled job is
     recorded at once, while its processes still have KillWait seconds to stop)."""
     deadline = time.monotonic() + timeout
-    while job_id not in cluster.completed() or \
-            cluster.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False).stdout.strip():
+    while (
+        job_id not in cluster.completed()
+        or cluster.run("squeue", "-h", "-j", job_id, "-o", "%T", check=False).stdout.strip()
+    ):
         assert time.monotonic() < deadline, f"job {job_id} did not finish:\n{cluster.logs()}"
         time.sleep(1)
     return cluster.completed()[job_id]
@@ -46,18 +47,31 @@ def wait_finished(cluster, job_id: str, timeout: float = 540) -> dict:
 def runs(uri: str):
     client = MlflowClient(uri)
     found = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    return client, [r for r in found if r.data.tags.get("sweep") != "parent"], \
-        [r for r in found if r.data.tags.get("sweep") == "parent"]
+    return (
+        client,
+        [r for r in found if r.data.tags.get("sweep") != "parent"],
+        [r for r in found if r.data.tags.get("sweep") == "parent"],
+    )
 
 
 def test_sweep_runs_as_slurm_jobs_under_one_parent_run(cluster, tmp_path, mnist_root):
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
-    result = run_module("pipeline.train", "-m", "hydra/launcher=slurm", "seed=1,2,3", *TINY, *SMALL_JOBS,
-                        f"tracking.uri={uri}", f"data.root={mnist_root}", f"hydra.sweep.dir={sweep}",
-                        cwd=tmp_path, env=cluster.env)
+    result = run_module(
+        "pipeline.train",
+        "-m",
+        "hydra/launcher=slurm",
+        "seed=1,2,3",
+        *TINY,
+        *SMALL_JOBS,
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
-    client, children, parents = runs(uri)
+    _client, children, parents = runs(uri)
     (parent,) = parents
     assert len(children) == 3 and parent.info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
@@ -76,14 +90,27 @@ def test_sweep_runs_as_slurm_jobs_under_one_parent_run(cluster, tmp_path, mnist_
 
 def test_ddp_training_with_two_slurm_tasks(cluster, tmp_path, mnist_root):
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
-    result = run_module("pipeline.train", "-m", "hydra/launcher=slurm_ddp", "trainer=ddp_cpu", "seed=7", *TINY,
-                        *SMALL_JOBS, "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
-                        "hydra.launcher.setup=[]", f"tracking.uri={uri}", f"data.root={mnist_root}",
-                        f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=cluster.env)
+    result = run_module(
+        "pipeline.train",
+        "-m",
+        "hydra/launcher=slurm_ddp",
+        "trainer=ddp_cpu",
+        "seed=7",
+        *TINY,
+        *SMALL_JOBS,
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.setup=[]",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
     # One MLflow run, written by rank 0 only.
-    client, children, parents = runs(uri)
+    _client, children, _parents = runs(uri)
     (run,) = children
     assert run.info.status == "FINISHED" and run.data.params["trainer.strategy"] == "ddp"
     assert "test/acc" in run.data.metrics
@@ -102,13 +129,28 @@ def test_ddp_training_with_two_slurm_tasks(cluster, tmp_path, mnist_root):
 def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
     """num_nodes=2: one task on each of the cluster's two slurmd nodes (both on this host)."""
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
-    result = run_module("pipeline.train", "-m", "hydra/launcher=slurm_ddp", "trainer=ddp_cpu", "trainer.num_nodes=2",
-                        "trainer.devices=1", "seed=7", *TINY, *SMALL_JOBS, "hydra.launcher.gpus_per_node=null",
-                        "hydra.launcher.cpus_per_task=1", "hydra.launcher.setup=[]", f"tracking.uri={uri}",
-                        f"data.root={mnist_root}", f"hydra.sweep.dir={sweep}", cwd=tmp_path, env=cluster.env)
+    result = run_module(
+        "pipeline.train",
+        "-m",
+        "hydra/launcher=slurm_ddp",
+        "trainer=ddp_cpu",
+        "trainer.num_nodes=2",
+        "trainer.devices=1",
+        "seed=7",
+        *TINY,
+        *SMALL_JOBS,
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.setup=[]",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env=cluster.env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + cluster.logs()
 
-    client, children, parents = runs(uri)
+    _client, children, _parents = runs(uri)
     (run,) = children
     assert run.info.status == "FINISHED" and run.data.params["trainer.num_nodes"] == "2"
     job = wait_finished(cluster, run.data.tags["slurm.job_id"])
@@ -124,16 +166,36 @@ def sbatch(cluster, tmp_path: Path, args: list[str], log: str) -> str:
     # scancel's SIGTERM finds it and no shell in between ends the job step before it stops.
     cmd = " ".join(["exec", sys.executable, "-m", "pipeline.train", *args])
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    out = subprocess.run(["sbatch", "--parsable", "--ntasks=1", "--mem=1G", f"--chdir={tmp_path}",
-                          f"--output={tmp_path / log}", "--wrap", cmd], env={**env, **cluster.env, "PYTHONUNBUFFERED": "1"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--ntasks=1",
+            "--mem=1G",
+            f"--chdir={tmp_path}",
+            f"--output={tmp_path / log}",
+            "--wrap",
+            cmd,
+        ],
+        env={**env, **cluster.env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip().split(";")[0]
 
 
 def test_cancelled_job_ends_killed_and_resumes_into_the_same_run(cluster, tmp_path, mnist_root):
     uri, run_dir = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "run"
-    args = ["data.train_subset=5000", "trainer.max_epochs=6", "tracking.log_model=false", "evaluate.batch_size=5000",
-            f"tracking.uri={uri}", f"data.root={mnist_root}", f"run_dir={run_dir}"]
+    args = [
+        "data.train_subset=5000",
+        "trainer.max_epochs=6",
+        "tracking.log_model=false",
+        "evaluate.batch_size=5000",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"run_dir={run_dir}",
+    ]
     first = sbatch(cluster, tmp_path, args, "first.log")
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_module
+
 from pipeline import store, tracking
 
 
@@ -125,7 +125,7 @@ def test_guard_backs_up_at_most_hourly_and_keeps_the_last_few(db):
     first = store.guard(db)
     assert first is not None and runs_in(first) == ["run-0", "run-1", "run-2"]
     assert store.guard(db) is None  # within the hour: nothing to do
-    for i in range(store.KEEP + 2):
+    for _i in range(store.KEEP + 2):
         newest = store.backups(db)[0]
         old = time.time() - store.INTERVAL_S - 60
         os.utime(newest, (old, old))
@@ -134,9 +134,9 @@ def test_guard_backs_up_at_most_hourly_and_keeps_the_last_few(db):
 
 
 def test_schema_migration_is_preceded_by_a_backup(db):
+    import sqlalchemy
     from alembic import command
     from mlflow.store.db import utils as db_utils
-    import sqlalchemy
 
     uri = f"sqlite:///{db}"
     head = store.schema_version(db)
@@ -162,7 +162,9 @@ def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:
     Image.new("L", (28, 28)).save(tmp / "digit.png")
     run_dir = tmp / "run"
     run_dir.mkdir()
-    (run_dir / "run.json").write_text(json.dumps({"run_id": "0" * 32, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"run_id": "0" * 32, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})
+    )
     return {
         "pipeline.registry": (),
         "pipeline.predict": (str(tmp / "digit.png"),),
@@ -173,8 +175,9 @@ def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["pipeline.registry", "pipeline.predict", "pipeline.ui",
-                                   "pipeline.evaluate", "pipeline.train"])
+@pytest.mark.parametrize(
+    "module", ["pipeline.registry", "pipeline.predict", "pipeline.ui", "pipeline.evaluate", "pipeline.train"]
+)
 def test_every_command_stops_on_a_cut_store_with_one_message(db, module, mnist_root):
     cut_in_half(db)
     args = _damaged_commands(db.parent)[module]

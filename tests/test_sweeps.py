@@ -3,18 +3,26 @@
 import sys
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import free_port, run_module, serving
+from mlflow.tracking import MlflowClient
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 
 
 def _sweep(tmp_path, mnist_root, uri, seeds, n_jobs):
-    out = run_module("pipeline.train", "-m", f"seed={','.join(map(str, seeds))}", *TINY_JOB,
-                     "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", f"tracking.uri={uri}",
-                     f"data.root={mnist_root}", f"hydra.sweep.dir={tmp_path / 'multirun'}", cwd=tmp_path,
-                     env={"OMP_NUM_THREADS": "1"})
+    out = run_module(
+        "pipeline.train",
+        "-m",
+        f"seed={','.join(map(str, seeds))}",
+        *TINY_JOB,
+        "hydra/launcher=joblib",
+        f"hydra.launcher.n_jobs={n_jobs}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        cwd=tmp_path,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     assert "database is locked" not in out.stdout + out.stderr
     return out
@@ -48,9 +56,22 @@ def test_eight_jobs_four_at_a_time_on_the_default_sqlite_store(tmp_path, mnist_r
 def mlflow_server(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination",
-           str(tmp_path / "server-artifacts"), "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path}/server.db",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+        "--workers",
+        "2",
+    ]
     with serving(cmd, f"{url}/health", cwd=tmp_path, timeout=120):
         yield url
 
@@ -64,9 +85,17 @@ def test_eight_jobs_four_at_a_time_against_an_mlflow_server_on_loopback(tmp_path
 def test_a_sweep_shows_its_progress_logs_alike_in_every_job_and_registers_nothing(tmp_path, mnist_root):
     """Two jobs one after the other in one process (Hydra's basic launcher), with the default log_model."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module("pipeline.train", "-m", "seed=1,2", "data.train_subset=500", "trainer.max_epochs=1",
-                     f"tracking.uri={uri}", f"data.root={mnist_root}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
-                     cwd=tmp_path)
+    out = run_module(
+        "pipeline.train",
+        "-m",
+        "seed=1,2",
+        "data.train_subset=500",
+        "trainer.max_epochs=1",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     text = out.stdout + out.stderr
     assert "[HYDRA] Launching 2 jobs locally" in text
@@ -77,6 +106,9 @@ def test_a_sweep_shows_its_progress_logs_alike_in_every_job_and_registers_nothin
     assert not [line for line in text.splitlines() if line.startswith("INFO:")]
     client = MlflowClient(uri)
     assert client.search_registered_models() == []  # tracking.register_sweep_jobs is false by default
-    children = [r for r in client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
-                if r.data.tags.get("mlflow.parentRunId")]
+    children = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+        if r.data.tags.get("mlflow.parentRunId")
+    ]
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)

@@ -18,8 +18,10 @@ def _status(run: tracking.Run) -> str:
     return tracking.get_run(run.uri, run.run_id).info.status
 
 
-@pytest.mark.parametrize("raised, status", [(None, "FINISHED"), (ValueError("bad"), "FAILED"),
-                                            (KeyboardInterrupt(), "KILLED"), (SystemExit(143), "KILLED")])
+@pytest.mark.parametrize(
+    "raised, status",
+    [(None, "FINISHED"), (ValueError("bad"), "FAILED"), (KeyboardInterrupt(), "KILLED"), (SystemExit(143), "KILLED")],
+)
 def test_recording_closes_the_run_with_its_true_status(store, raised, status):
     uri, cfg = store
     run_id, _ = tracking.start_run(cfg, "test")
@@ -31,7 +33,7 @@ def test_recording_closes_the_run_with_its_true_status(store, raised, status):
             run.log_metrics({"test/acc": 0.5})
             if raised is not None:
                 raise raised
-    except BaseException as err:  # noqa: BLE001 - re-raised by recording, checked here
+    except BaseException as err:
         assert err is raised
     assert _status(run) == status
     assert tracking.get_run(uri, run.run_id).data.metrics["test/acc"] == 0.5

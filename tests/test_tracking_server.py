@@ -2,7 +2,8 @@
 training logs to the server through one URI, and everything is read back (and found in PostgreSQL).
 
 Needs PostgreSQL's server binaries (initdb, pg_ctl; scripts/install-test-services.sh) and the
-psycopg driver (psycopg[binary]). Without them the test is skipped, except under CI (the CI variable set), where it fails.
+psycopg driver (psycopg[binary]). Without them the test is skipped, except under CI (the CI variable
+set), where it fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port, need, run_module, serving
 
 PASSWORD = "mlflow-test-only"
@@ -61,13 +61,39 @@ def postgres():
         return subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120, check=check)
 
     try:
-        pg(str(bindir / "initdb"), "-D", str(data), "-U", "mlflow", f"--pwfile={pwfile}",
-           "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C")
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-           "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base}")
+        pg(
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mlflow",
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+        )
+        pg(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {base}",
+        )
         env = dict(os.environ, PGPASSWORD=PASSWORD)
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
-                       env=env, check=True, capture_output=True, text=True, timeout=60)
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         yield f"postgresql://mlflow:{PASSWORD}@127.0.0.1:{port}/mlflow"
     except subprocess.CalledProcessError as err:
         pytest.fail(f"PostgreSQL did not start: {err.cmd}: {err.stderr}\n{log.read_text() if log.exists() else ''}")
@@ -85,8 +111,22 @@ def mlflow_server(postgres, tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres, "--artifacts-destination",
-           str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        postgres,
+        "--artifacts-destination",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with serving(cmd, f"{url}/health", cwd=tmp, env=env, log=tmp / "server.log"):
         yield url, artifacts, tmp / "server.log"
 
@@ -95,8 +135,15 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
     url, artifacts, server_log = mlflow_server
     run_dir = tmp_path / "run"
     # One setting: MLFLOW_TRACKING_URI. Nothing else in the command knows about the server.
-    out = run_module("pipeline.train", "data.train_subset=2000", "trainer.max_epochs=1", f"run_dir={run_dir}",
-                     f"data.root={mnist_root}", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": url})
+    out = run_module(
+        "pipeline.train",
+        "data.train_subset=2000",
+        "trainer.max_epochs=1",
+        f"run_dir={run_dir}",
+        f"data.root={mnist_root}",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": url},
+    )
     assert out.returncode == 0, out.stderr[-3000:] + server_log.read_text()[-3000:]
     assert f"in {url}" in out.stdout
 
@@ -151,8 +198,11 @@ def test_multinode_trainer_and_slurm_launcher_compose():
     assert list(multinode) == list(ddp) and multinode.strategy == "ddp" and multinode.num_nodes > 1
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher not installed")
     with initialize_config_dir(str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["hydra/launcher=slurm_ddp", "trainer=ddp_multinode",
-                                           "trainer.num_nodes=3", "trainer.devices=2"], return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm_ddp", "trainer=ddp_multinode", "trainer.num_nodes=3", "trainer.devices=2"],
+            return_hydra_config=True,
+        )
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("SlurmLauncher")
     # one task per GPU on every node: what Lightning's SLURM environment expects

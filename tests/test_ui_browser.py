@@ -21,13 +21,20 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT, free_port, need, run_module, serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own background connections (updates, sync, QUIC probes) are refused on a closed network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # A screenshot of every step, kept for people to look at (ignored by git; CI may keep it as an artifact).
 SCREENSHOTS = PROJECT / "test-artifacts" / "ui-browser"
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]
@@ -61,8 +68,16 @@ def two_runs(tmp_path_factory, mnist_root):
     uri = f"sqlite:///{tmp}/mlflow.db"
     runs = []
     for seed, log_model in ((1, "true"), (2, "false")):
-        out = run_module("pipeline.train", *TINY, f"seed={seed}", f"run_dir={tmp}/run{seed}", f"tracking.uri={uri}",
-                         f"data.root={mnist_root}", f"tracking.log_model={log_model}", cwd=tmp)
+        out = run_module(
+            "pipeline.train",
+            *TINY,
+            f"seed={seed}",
+            f"run_dir={tmp}/run{seed}",
+            f"tracking.uri={uri}",
+            f"data.root={mnist_root}",
+            f"tracking.log_model={log_model}",
+            cwd=tmp,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
     from mlflow.tracking import MlflowClient
 
@@ -169,12 +184,16 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
             expect(page.get_by_text(run1.data.tags["mlflow.note.content"].split("\n")[-1].strip())).to_be_visible()
             params = page.get_by_role("table").filter(has_text="model.hidden")
             expect(params.first).to_be_visible()
-            for name, value in (("model.hidden", "[128, 64]"), ("data.train_subset", "2000"),
-                                ("model.parameters", "109386")):
+            for name, value in (
+                ("model.hidden", "[128, 64]"),
+                ("data.train_subset", "2000"),
+                ("model.parameters", "109386"),
+            ):
                 row = page.get_by_role("row").filter(has_text=name).first
                 expect(row).to_contain_text(value)
             expect(page.get_by_role("row").filter(has_text="test/acc").first).to_contain_text(
-                str(run1.data.metrics["test/acc"])[:5])
+                str(run1.data.metrics["test/acc"])[:5]
+            )
             expect(page.get_by_text("mnist-mlp").first).to_be_visible()  # the registered model
             run_png = shot(page, "run", full_page=True)
 
@@ -232,12 +251,28 @@ def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
     folder.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    refused = subprocess.run([sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri],
-                             cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "MLFLOW_AUTH_ADMIN_PASSWORD" in refused.stderr
     env["MLFLOW_AUTH_ADMIN_PASSWORD"] = "a-long-test-password"
-    cmd = [sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri, "--port", str(port),
-           "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.ui",
+        "--basic-auth",
+        "--tracking-uri",
+        uri,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=mnist"
 
     def status(user: str | None, password: str | None) -> int:

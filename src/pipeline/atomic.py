@@ -11,8 +11,9 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
@@ -47,7 +48,7 @@ def write_json(path: str | Path, data: Any) -> Path:
     return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def full_disk_error(err: BaseException) -> OSError | None:
+def full_disk_error(err: BaseException | None) -> OSError | None:
     """The "no space left" error behind `err` (libraries often wrap it), if any."""
     seen = set()
     while err is not None and id(err) not in seen:
@@ -66,5 +67,7 @@ def full_disk_message(err: OSError, fallback: str | Path) -> str:
         free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
     except OSError:
         free = "free space unknown"
-    return (f"the disk is full: writing {where} failed ({free} on the file system holding {folder}). "
-            f"Free some space there and run the same command again")
+    return (
+        f"the disk is full: writing {where} failed ({free} on the file system holding {folder}). "
+        f"Free some space there and run the same command again"
+    )

@@ -8,7 +8,7 @@ load with torch.load(weights_only=True).
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -24,8 +24,9 @@ MODELS: dict[str, Callable[[Mapping], nn.Module]] = {
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c["lr"], momentum=c.get("momentum", 0.9),
-                                             weight_decay=c.get("weight_decay", 0.0), nesterov=True),
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c["lr"], momentum=c.get("momentum", 0.9), weight_decay=c.get("weight_decay", 0.0), nesterov=True
+    ),
 }
 
 # Stepped every optimiser step; `steps` is the whole training's number of steps.
@@ -34,7 +35,8 @@ SCHEDULERS: dict[str, Callable | None] = {
     "cosine": lambda optimizer, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps),
     "cyclic": lambda optimizer, c, steps: torch.optim.lr_scheduler.LambdaLR(optimizer, _triangle(steps)),
     "onecycle": lambda optimizer, c, steps: torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=c["lr"], total_steps=steps, pct_start=max(0.25, 2 / steps)),
+        optimizer, max_lr=c["lr"], total_steps=steps, pct_start=max(0.25, 2 / steps)
+    ),
 }
 
 
@@ -44,7 +46,7 @@ def _triangle(steps: int) -> Callable[[int], float]:
     return lambda t: t / peak if t < peak else max(0.0, (steps - t) / (steps - peak))
 
 
-def _lookup(table: Mapping, key: str, name) -> Callable | None:
+def _lookup(table: Mapping, key: str, name) -> Callable:
     try:
         return table[name]
     except (KeyError, TypeError):

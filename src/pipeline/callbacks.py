@@ -28,18 +28,29 @@ class EpochHistory(L.Callback):
         # Resumed from a checkpoint: keep the epochs that were already recorded.
         if trainer.current_epoch > 0 and self.path.is_file():
             with self.path.open() as f:
-                self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()}
-                             for row in csv.DictReader(f) if int(row["epoch"]) <= trainer.current_epoch]
+                self.rows = [
+                    {k: float(v) if k != "epoch" else int(v) for k, v in row.items()}
+                    for row in csv.DictReader(f)
+                    if int(row["epoch"]) <= trainer.current_epoch
+                ]
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         total = trainer.num_training_batches
-        if self.quarter_reports and trainer.is_global_zero and total >= 8 and (batch_idx + 1) % (total // 4) == 0 \
-                and batch_idx + 1 < total:
-            print(f"[train] epoch {trainer.current_epoch + 1}: {batch_idx + 1}/{total} batches, "
-                  f"{time.perf_counter() - self.epoch_start:.0f}s", flush=True)
+        if (
+            self.quarter_reports
+            and trainer.is_global_zero
+            and total >= 8
+            and (batch_idx + 1) % (total // 4) == 0
+            and batch_idx + 1 < total
+        ):
+            print(
+                f"[train] epoch {trainer.current_epoch + 1}: {batch_idx + 1}/{total} batches, "
+                f"{time.perf_counter() - self.epoch_start:.0f}s",
+                flush=True,
+            )
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -55,8 +66,11 @@ class EpochHistory(L.Callback):
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(self.rows)
-        print(f"[train] epoch {row['epoch']}/{trainer.max_epochs}: "
-              + "  ".join(f"{k}={v:.4f}" for k, v in found.items()), flush=True)
+        print(
+            f"[train] epoch {row['epoch']}/{trainer.max_epochs}: "
+            + "  ".join(f"{k}={v:.4f}" for k, v in found.items()),
+            flush=True,
+        )
 
 
 class EpochSeed(L.Callback):

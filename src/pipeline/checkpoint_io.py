@@ -13,6 +13,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if "://" in str(path):  # remote storage: fsspec's own transaction
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic.replacing(path) as tmp:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)

@@ -8,15 +8,18 @@ network's (float rounding only) and whether it predicts the same digits.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import torch
 
 from pipeline.images import to_model_input
 from pipeline.models import MLP, Normalize
 
 
-def is_linear_stack(model) -> bool:
+def is_linear_stack(model: object) -> TypeGuard[MLP]:
     return isinstance(model, MLP) and not any(
-        isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Dropout)) for m in model.net)
+        isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Dropout)) for m in model.net
+    )
 
 
 def collapse(model: MLP) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,15 +43,20 @@ def compare(model: MLP, images: torch.Tensor, labels: torch.Tensor, batch_size: 
     max_diff, agree, correct_net, correct_map = 0.0, 0, 0, 0
     with torch.no_grad():
         for i in range(0, len(labels), batch_size):
-            x = to_model_input(images[i:i + batch_size])
-            y = labels[i:i + batch_size]
+            x = to_model_input(images[i : i + batch_size])
+            y = labels[i : i + batch_size]
             net = model(x)
-            single = (x.flatten(1).double() @ weight.T + bias)
+            single = x.flatten(1).double() @ weight.T + bias
             max_diff = max(max_diff, float((net.double() - single).abs().max()))
             agree += int((net.argmax(1) == single.argmax(1)).sum())
             correct_net += int((net.argmax(1) == y).sum())
             correct_map += int((single.argmax(1) == y).sum())
     n = len(labels)
-    return {"max_logit_diff": max_diff, "prediction_agreement": agree / n, "network_acc": correct_net / n,
-            "single_map_acc": correct_map / n, "map_rank": int(torch.linalg.matrix_rank(weight)),
-            "layers": len(model.linear_layers())}
+    return {
+        "max_logit_diff": max_diff,
+        "prediction_agreement": agree / n,
+        "network_acc": correct_net / n,
+        "single_map_acc": correct_map / n,
+        "map_rank": int(torch.linalg.matrix_rank(weight)),
+        "layers": len(model.linear_layers()),
+    }

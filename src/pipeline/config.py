@@ -7,13 +7,14 @@ before torch or Lightning is imported (those take seconds to load).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # The robustness registries' names, torch-free: a bad name is reported before torch loads.
-from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS  # noqa: F401
+from pipeline.robustness.names import ATTACKS, CORRUPTIONS, SEVERITY_SHIFTS
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -69,10 +70,9 @@ def load_params(path: str | Path) -> DictConfig:
 def _positive(cfg: DictConfig, key: str, kind: type) -> None:
     value = OmegaConf.select(cfg, key)
     accepted = (int, float) if kind is float else kind  # optim.lr=1 means 1.0
-    if isinstance(value, bool) or not isinstance(value, accepted) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, accepted) or cast(float, value) <= 0:
         raise ConfigError(
-            f"{key} must be a positive {kind.__name__}, got {value!r}. "
-            f"Set it on the command line, e.g. `{key}=...`."
+            f"{key} must be a positive {kind.__name__}, got {value!r}. Set it on the command line, e.g. `{key}=...`."
         )
 
 
@@ -110,8 +110,9 @@ def _validate_robustness(cfg: DictConfig) -> None:
     _names(r.attacks, "robustness.attacks", ATTACKS)
     _names(r.corruptions, "robustness.corruptions", CORRUPTIONS)
     if not isinstance(r.get("severity"), DictConfig):
-        raise ConfigError(f"robustness.severity must map shifts to severity lists (see conf/robustness/), "
-                          f"got {r.get('severity')!r}.")
+        raise ConfigError(
+            f"robustness.severity must map shifts to severity lists (see conf/robustness/), got {r.get('severity')!r}."
+        )
     _names(list(r.severity), "robustness.severity", SEVERITY_SHIFTS)
     _positive(cfg, "robustness.batch_size", int)
     _positive(cfg, "robustness.pgd.steps", int)
@@ -121,13 +122,17 @@ def _validate_robustness(cfg: DictConfig) -> None:
             raise ConfigError(f"robustness.{key} must be null (all) or a positive integer, got {value!r}.")
     mnist_c_dir = r.get("mnist_c_dir")
     if mnist_c_dir is not None and not Path(str(mnist_c_dir)).is_dir():
-        raise ConfigError(f"robustness.mnist_c_dir={mnist_c_dir} is not a folder; point it at the unzipped official "
-                          f"MNIST-C release (<dir>/<corruption>/test_images.npy) or set it to null for the built-in port.")
+        raise ConfigError(
+            f"robustness.mnist_c_dir={mnist_c_dir} is not a folder; point it at the unzipped official "
+            f"MNIST-C release (<dir>/<corruption>/test_images.npy) or set it to null for the built-in port."
+        )
     if mnist_c_dir is not None:
         missing = [c for c in r.corruptions if not (Path(str(mnist_c_dir)) / c / "test_images.npy").is_file()]
         if missing:
-            raise ConfigError(f"robustness.mnist_c_dir={mnist_c_dir} has no {missing[0]}/test_images.npy (missing: "
-                              f"{', '.join(missing)}); list only the corruptions it holds in robustness.corruptions.")
+            raise ConfigError(
+                f"robustness.mnist_c_dir={mnist_c_dir} has no {missing[0]}/test_images.npy (missing: "
+                f"{', '.join(missing)}); list only the corruptions it holds in robustness.corruptions."
+            )
     n = r.autoattack.n_images
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"robustness.autoattack.n_images must be 0 (off) or a positive integer, got {n!r}.")
@@ -140,8 +145,10 @@ def validate(cfg: DictConfig) -> None:
     try:
         _validate(cfg)
     except InterpolationResolutionError as err:  # e.g. `optim.lr=${nope}`
-        raise ConfigError(f"{err.full_key}: {str(err).splitlines()[0]}. Give a plain value, "
-                          f"or an interpolation that resolves (`${{data.batch_size}}`).") from None
+        raise ConfigError(
+            f"{err.full_key}: {str(err).splitlines()[0]}. Give a plain value, "
+            f"or an interpolation that resolves (`${{data.batch_size}}`)."
+        ) from None
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:
@@ -161,12 +168,16 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         value = o.value()
         if isinstance(value, dict) or (o.is_force_add() and not o.is_delete()):
             continue
-        if (o.is_delete() and value is not None and not isinstance(value, str)) or \
-                (not o.is_delete() and not isinstance(value, str) and not (
-                    isinstance(value, list) and all(isinstance(v, str) for v in value))):
+        if (o.is_delete() and value is not None and not isinstance(value, str)) or (
+            not o.is_delete()
+            and not isinstance(value, str)
+            and not (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
             choices = sorted(p.stem for p in (CONF_DIR / o.key_or_group).glob("*.yaml"))
-            raise ConfigError(f"`{o.input_line}`: {o.key_or_group} is a config group; give the name of one of its "
-                              f"files{': ' + ', '.join(choices) if choices else ''}.")
+            raise ConfigError(
+                f"`{o.input_line}`: {o.key_or_group} is a config group; give the name of one of its "
+                f"files{': ' + ', '.join(choices) if choices else ''}."
+            )
 
 
 def _validate(cfg: DictConfig) -> None:
@@ -185,17 +196,17 @@ def _validate(cfg: DictConfig) -> None:
         _choice(cfg, "model.activation", ACTIVATIONS)
         hidden = cfg.model.get("hidden")
         if not isinstance(hidden, ListConfig) or not all(
-                isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
-            raise ConfigError(f"model.hidden must be a list of positive widths, e.g. `model.hidden=[128,64]`, "
-                              f"got {hidden!r}.")
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
+        ):
+            raise ConfigError(
+                f"model.hidden must be a list of positive widths, e.g. `model.hidden=[128,64]`, got {hidden!r}."
+            )
     val_size = cfg.data.val_size
     if not isinstance(val_size, int) or not 0 < val_size < 60000:
         raise ConfigError(f"data.val_size must be an integer in 1..59999, got {val_size!r}.")
     subset = cfg.data.train_subset
     if subset is not None and (not isinstance(subset, int) or not 0 < subset <= 60000 - val_size):
-        raise ConfigError(
-            f"data.train_subset must be null or an integer in 1..{60000 - val_size}, got {subset!r}."
-        )
+        raise ConfigError(f"data.train_subset must be null or an integer in 1..{60000 - val_size}, got {subset!r}.")
     epoch_size = cfg.data.get("epoch_size")
     if epoch_size is not None and (not isinstance(epoch_size, int) or epoch_size <= 0):
         raise ConfigError(f"data.epoch_size must be null or a positive integer, got {epoch_size!r}.")
@@ -236,7 +247,7 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     def app(cfg: DictConfig) -> object:
         hydra_cfg = HydraConfig.get()
         # As typed: an override holding `${...}` must not be resolved inside Hydra's own config.
-        typed = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+        typed = cast(list[str], OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
         if fresh_run_dir and not any(o.startswith("run_dir=") for o in typed):
             cfg.run_dir = hydra_cfg.runtime.output_dir
         try:
@@ -249,9 +260,13 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     return app()
 
 
-def stage_main(prog: str, dvc_task: Callable[[DictConfig], object],
-               hydra_task: Callable[[DictConfig], object] | None = None,
-               fresh_run_dir: bool = False, argv: Sequence[str] | None = None) -> None:
+def stage_main(
+    prog: str,
+    dvc_task: Callable[[DictConfig], object],
+    hydra_task: Callable[[DictConfig], object] | None = None,
+    fresh_run_dir: bool = False,
+    argv: Sequence[str] | None = None,
+) -> None:
     """Both front doors of a stage: `--params params.yaml` (DVC) or Hydra overrides (people)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--params"]:

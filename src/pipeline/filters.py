@@ -43,16 +43,18 @@ def deep_units(model) -> torch.nn.Module:
     raise ValueError(f"no hidden units to show for {type(model).__name__}")
 
 
-def top_activating(model, images: torch.Tensor, units: int = 8, per_unit: int = 6,
-                   batch_size: int = 2000) -> tuple[list[int], torch.Tensor]:
+def top_activating(
+    model, images: torch.Tensor, units: int = 8, per_unit: int = 6, batch_size: int = 2000
+) -> tuple[list[int], torch.Tensor]:
     """For the `units` most variable deep units: indices of the `per_unit` images driving each hardest."""
     outputs = []
-    hook = deep_units(model).register_forward_hook(lambda m, i, o: outputs.append(o.detach().flatten(2).mean(2)
-                                                                                  if o.dim() == 4 else o.detach()))
+    hook = deep_units(model).register_forward_hook(
+        lambda m, i, o: outputs.append(o.detach().flatten(2).mean(2) if o.dim() == 4 else o.detach())
+    )
     try:
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
-                model(to_model_input(images[i:i + batch_size]))
+                model(to_model_input(images[i : i + batch_size]))
     finally:
         hook.remove()
     acts = torch.cat(outputs)  # (N, units)
@@ -69,6 +71,13 @@ def write_figures(model, images: torch.Tensor, out_dir: Path) -> list[Path]:
     kind = "MLP layer-1 weights (28x28 each)" if isinstance(model, MLP) else f"conv layer-1 kernels ({size})"
     paths = [plots.filters_png(weights[:64], out_dir / "filters_layer1.png", f"{kind}: red +, blue -")]
     chosen, picks = top_activating(model, images)
-    paths.append(plots.top_images_png(images, chosen, picks, out_dir / "filters_deep.png",
-                                      "Deepest hidden units: the test digits that excite each most"))
+    paths.append(
+        plots.top_images_png(
+            images,
+            chosen,
+            picks,
+            out_dir / "filters_deep.png",
+            "Deepest hidden units: the test digits that excite each most",
+        )
+    )
     return paths

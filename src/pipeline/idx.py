@@ -19,8 +19,9 @@ class IDXError(ValueError):
 
 def encode(array: np.ndarray) -> bytes:
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    return struct.pack(">BBBB", 0, 0, UBYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) \
-        + array.tobytes()
+    return (
+        struct.pack(">BBBB", 0, 0, UBYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    )
 
 
 def decode(data: bytes, name: str = "data", ndims: tuple[int, ...] | None = None) -> np.ndarray:
@@ -38,6 +39,8 @@ def decode(data: bytes, name: str = "data", ndims: tuple[int, ...] | None = None
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected_size = header + int(np.prod(shape))
     if len(data) != expected_size:
-        raise IDXError(f"{name}: IDX header says shape {shape} ({expected_size} bytes) but the file has "
-                       f"{len(data)} bytes; it is truncated or corrupted")
+        raise IDXError(
+            f"{name}: IDX header says shape {shape} ({expected_size} bytes) but the file has "
+            f"{len(data)} bytes; it is truncated or corrupted"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)

@@ -34,8 +34,11 @@ def collapse(key: str) -> str:
 # robustness stage
 ROBUST_CLEAN_ACC = "robust/clean_acc"
 SHIFT_CLEAN_ECE = "shift/clean_ece"
-MNIST_C_MEAN_ACC, MNIST_C_WORST_ACC, MNIST_C_MEAN_ECE = \
-    "shift/mnist_c_mean_acc", "shift/mnist_c_worst_acc", "shift/mnist_c_mean_ece"
+MNIST_C_MEAN_ACC, MNIST_C_WORST_ACC, MNIST_C_MEAN_ECE = (
+    "shift/mnist_c_mean_acc",
+    "shift/mnist_c_worst_acc",
+    "shift/mnist_c_mean_ece",
+)
 
 
 def attack_acc(attack: str, eps: float) -> str:

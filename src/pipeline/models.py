@@ -7,7 +7,9 @@ corruptions work in pixel space. Softmax is left to the loss.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +20,9 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identit
 
 class Normalize(nn.Module):
     """(x - mean) / std with fixed buffers: no parameters, travels with the model."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: float = MNIST_MEAN, std: float = MNIST_STD):
         super().__init__()
@@ -35,8 +40,14 @@ class MLP(nn.Module):
     activation="identity" makes the whole stack one linear map in disguise.
     """
 
-    def __init__(self, hidden: Sequence[int] = (128, 64), activation: str = "relu",
-                 dropout: float = 0.0, in_features: int = 784, num_classes: int = 10):
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        in_features: int = 784,
+        num_classes: int = 10,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
@@ -51,7 +62,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
     def linear_layers(self) -> list[nn.Linear]:
         return [m for m in self.net if isinstance(m, nn.Linear)]
@@ -60,23 +72,32 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """Conv(3x3)-BN-ReLU-MaxPool blocks, then a small classifier head."""
 
-    def __init__(self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256,
-                 dropout: float = 0.25, num_classes: int = 10):
+    def __init__(
+        self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256, dropout: float = 0.25, num_classes: int = 10
+    ):
         super().__init__()
         layers: list[nn.Module] = [Normalize()]
         c_in, size = 1, 28
         for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c_in, size = c_out, size // 2
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * size * size, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, num_classes),
+            nn.Flatten(),
+            nn.Linear(c_in * size * size, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        out: torch.Tensor = self.head(self.features(x))
+        return out
 
 
 class SmallConv(nn.Module):
@@ -91,17 +112,22 @@ class SmallConv(nn.Module):
         c1, c2 = channels
         self.net = nn.Sequential(
             Normalize(),
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # 28 -> 14
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(),
+            nn.Conv2d(1, c1, 4, stride=2, padding=1),
+            nn.ReLU(),  # 28 -> 14
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            nn.ReLU(),  # 14 -> 7
+            nn.Flatten(),
+            nn.Linear(c2 * 7 * 7, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
-def build_model(cfg: Mapping) -> nn.Module:
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
     """Build a model from the `model` config section (a dict or DictConfig); see builders.MODELS."""
     from pipeline.builders import build_model as build  # builders imports this module's classes
 
@@ -112,7 +138,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_checkpoint(path) -> nn.Module:
+def load_checkpoint(path: str | Path) -> nn.Module:
     """Rebuild the model from a training checkpoint without unpickling code.
 
     weights_only=True refuses anything but tensors and plain containers, so a
@@ -121,7 +147,7 @@ def load_checkpoint(path) -> nn.Module:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model_cfg = blob["hyper_parameters"]["model_cfg"]
     model = build_model(model_cfg)
-    state = {k[len("net."):]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
+    state = {k[len("net.") :]: v for k, v in blob["state_dict"].items() if k.startswith("net.")}
     model.load_state_dict(state)
     if model_cfg.get("channels_last"):
         # As trained (module.py): NHWC convolutions, faster attacks and evaluation on CPU.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -33,11 +33,16 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
     @classmethod
-    def from_config(cls, cfg) -> "Classifier":
+    def from_config(cls, cfg) -> Classifier:
         """From a composed config: its model, optim and adversarial sections, as plain dicts."""
         from omegaconf import OmegaConf
 
-        return cls(*(OmegaConf.to_container(cfg[k], resolve=True) for k in ("model", "optim", "adversarial")))
+        return cls(
+            *(
+                cast(dict[str, Any], OmegaConf.to_container(cfg[k], resolve=True))
+                for k in ("model", "optim", "adversarial")
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -82,7 +87,8 @@ class Classifier(L.LightningModule):
             loss = F.cross_entropy(logits, y)
         # A diverged run stops instead of producing a garbage model. Checked every
         # few steps, not every step: reading the value forces a device sync.
-        if batch_idx % self.trainer.log_every_n_steps == 0 and not torch.isfinite(loss):
+        every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set at run time, not declared
+        if batch_idx % every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx}: the run "
                 f"diverged. Lower optim.lr (now {self.optim_cfg['lr']}) or change optim/model settings."

@@ -15,8 +15,9 @@ so `mlflow.pyfunc.load_model(...)` serves it too: numpy (N, 1, 28, 28) in
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 WEIGHTS = "weights.pt"
 CONFIG = "model.json"

@@ -33,8 +33,15 @@ def confusion_png(confusion, path: Path, title: str = "Confusion matrix (test)")
     fig, ax = plt.subplots(figsize=(6, 5.2))
     image = ax.imshow(matrix, cmap="Blues")
     for (i, j), value in __import__("numpy").ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                color="white" if value > matrix.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if value > matrix.max() / 2 else "black",
+        )
     ax.set(xlabel="predicted", ylabel="true", title=title, xticks=range(10), yticks=range(10))
     fig.colorbar(image, ax=ax, fraction=0.046)
     return _save(fig, path)
@@ -48,8 +55,9 @@ def reliability_png(rows: list[dict], ece: float, path: Path) -> Path:
     width = rows[0]["bin_upper"] - rows[0]["bin_lower"]
     ax.bar(centers, accuracy, width=width * 0.9, edgecolor="black", label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability diagram (ECE = {ece:.4f})")
+    ax.set(
+        xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"Reliability diagram (ECE = {ece:.4f})"
+    )
     ax.legend(loc="upper left")
     return _save(fig, path)
 
@@ -70,11 +78,13 @@ def adversarial_examples_png(clean, adv, labels, clean_pred, adv_pred, eps: floa
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
     delta = adv - clean
     for i in range(n):
-        for row, (image, title, cmap, vmin, vmax) in enumerate([
-            (clean[i, 0], f"true {int(labels[i])}\npred {int(clean_pred[i])}", "gray", 0, 1),
-            (adv[i, 0], f"pred {int(adv_pred[i])}", "gray", 0, 1),
-            (delta[i, 0], "perturbation", "seismic", -eps, eps),
-        ]):
+        for row, (image, title, cmap, vmin, vmax) in enumerate(
+            [
+                (clean[i, 0], f"true {int(labels[i])}\npred {int(clean_pred[i])}", "gray", 0, 1),
+                (adv[i, 0], f"pred {int(adv_pred[i])}", "gray", 0, 1),
+                (delta[i, 0], "perturbation", "seismic", -eps, eps),
+            ]
+        ):
             ax = axes[row, i]
             ax.imshow(image.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
             ax.set_title(title, fontsize=8, color="red" if row == 1 and adv_pred[i] != labels[i] else "black")
@@ -92,7 +102,7 @@ def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool =
     else:
         fig, ax = plt.subplots(figsize=(5, 3.6))
         axes = [ax] * len(series)
-    for ax, (name, (xs, ys)) in zip(axes, series.items()):
+    for ax, (name, (xs, ys)) in zip(axes, series.items(), strict=False):
         ax.plot(xs, ys, marker="o", label=name)
         ax.set(xlabel=f"{name} {xlabel}" if panels else xlabel, ylabel="accuracy", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
@@ -106,7 +116,7 @@ def corruption_examples_png(examples, path: Path) -> Path:
     """One digit under every corruption: `examples` is [(name, 28x28 image in [0, 1])], clean first."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(examples), figsize=(1.3 * len(examples), 1.8), squeeze=False)
-    for ax, (name, image) in zip(axes[0], examples):
+    for ax, (name, image) in zip(axes[0], examples, strict=False):
         ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name.replace("_", " "), fontsize=7)
         ax.axis("off")
@@ -122,7 +132,7 @@ def filters_png(weights, path: Path, title: str) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.75, rows * 0.75 + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, w in zip(axes.flat, weights):
+    for ax, w in zip(axes.flat, weights, strict=False):
         limit = float(w.abs().max()) or 1.0
         ax.imshow(w.numpy(), cmap="seismic", vmin=-limit, vmax=limit)
     fig.suptitle(title, fontsize=9)

@@ -36,6 +36,7 @@ any model is loaded, with a message naming the file and the fix, and exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -55,20 +56,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
         description="Classify handwritten-digit images (a file or a folder of them) with a registered model "
-                    "or a training checkpoint. Images must be 28x28 unless --fit; dark-on-light images are "
-                    "inverted to MNIST's light-on-dark.",
+        "or a training checkpoint. Images must be 28x28 unless --fit; dark-on-light images are "
+        "inverted to MNIST's light-on-dark.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image file(s) and/or folder(s) of images")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--model", default=None,
-                        help=f"MLflow model URI (default: {DEFAULT_MODEL}), e.g. models:/mnist-cnn@champion, "
-                             "models:/mnist-mlp/2, runs:/<run_id>/model")
-    source.add_argument("--checkpoint", default=None, type=Path,
-                        help="a training checkpoint (.ckpt) instead of a registered model")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow store holding the model (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
-    p.add_argument("--fit", action="store_true",
-                   help="accept any size: crop to the digit, scale into 20x20, centre in 28x28 (as MNIST was made)")
+    source.add_argument(
+        "--model",
+        default=None,
+        help=f"MLflow model URI (default: {DEFAULT_MODEL}), e.g. models:/mnist-cnn@champion, "
+        "models:/mnist-mlp/2, runs:/<run_id>/model",
+    )
+    source.add_argument(
+        "--checkpoint", default=None, type=Path, help="a training checkpoint (.ckpt) instead of a registered model"
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store holding the model (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)",
+    )
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="accept any size: crop to the digit, scale into 20x20, centre in 28x28 (as MNIST was made)",
+    )
     p.add_argument("--top", type=int, default=1, help="also print the next most likely classes (default: 1)")
     return p.parse_args(argv)
 
@@ -98,21 +109,28 @@ def _fit(pixels):
     ys, xs = np.nonzero(pixels > 0.1)
     if len(ys) == 0:
         raise InputError("no digit found (the image is blank after removing its background)")
-    crop = pixels[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = pixels[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     h, w = crop.shape
     scale = 20.0 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS),
-                       dtype=np.float32) / 255
+    small = (
+        np.asarray(
+            Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS), dtype=np.float32
+        )
+        / 255
+    )
     frame = np.zeros((SIZE, SIZE), dtype=np.float32)
     total = small.sum()
-    cy, cx = ((np.indices(small.shape) * small).reshape(2, -1).sum(1) / total) if total > 0 else (
-        small.shape[0] / 2, small.shape[1] / 2)
-    top = int(round(SIZE / 2 - cy))
-    left = int(round(SIZE / 2 - cx))
+    cy, cx = (
+        ((np.indices(small.shape) * small).reshape(2, -1).sum(1) / total)
+        if total > 0
+        else (small.shape[0] / 2, small.shape[1] / 2)
+    )
+    top = int(round(SIZE / 2 - cy))  # noqa: RUF046 -- cy may be a numpy scalar
+    left = int(round(SIZE / 2 - cx))  # noqa: RUF046
     top = min(max(top, 0), SIZE - small.shape[0])
     left = min(max(left, 0), SIZE - small.shape[1])
-    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
     return frame
 
 
@@ -123,14 +141,19 @@ def _decode_gray(path: Path, img, fit: bool):
 
     mode, (width, height) = img.mode, img.size
     if mode not in MODES:
-        raise InputError(f"{path}: image mode {mode} is not supported; save it as an 8-bit grayscale "
-                         f"or RGB PNG (supported modes: {', '.join(MODES)}).")
+        raise InputError(
+            f"{path}: image mode {mode} is not supported; save it as an 8-bit grayscale "
+            f"or RGB PNG (supported modes: {', '.join(MODES)})."
+        )
     if not fit and (width, height) != (SIZE, SIZE):
-        raise InputError(f"{path} is {width}x{height} pixels; expected {SIZE}x{SIZE} (MNIST's size). "
-                         f"Pass --fit to crop to the digit and scale it as MNIST was prepared.")
+        raise InputError(
+            f"{path} is {width}x{height} pixels; expected {SIZE}x{SIZE} (MNIST's size). "
+            f"Pass --fit to crop to the digit and scale it as MNIST was prepared."
+        )
     if width * height > MAX_PIXELS:
-        raise InputError(f"{path} is {width}x{height} pixels, more than --fit accepts ({MAX_PIXELS:,} pixels); "
-                         f"scale it down first.")
+        raise InputError(
+            f"{path} is {width}x{height} pixels, more than --fit accepts ({MAX_PIXELS:,} pixels); scale it down first."
+        )
     img.load()
     if mode == "P":
         img = img.convert("RGBA")
@@ -156,15 +179,19 @@ def load_image(path: Path, fit: bool = False):
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF or WebP).")
+        raise InputError(
+            f"{path} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF or WebP)."
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise InputError(f"{path} is refused as a decompression bomb ({err}). Scale it down below "
-                         f"{MAX_PIXELS:,} pixels first.")
+        raise InputError(
+            f"{path} is refused as a decompression bomb ({err}). Scale it down below {MAX_PIXELS:,} pixels first."
+        ) from err
     except MemoryError:
-        raise InputError(f"{path} needs more memory to decode than is available; scale it down first.")
+        raise InputError(f"{path} needs more memory to decode than is available; scale it down first.") from None
     except Exception as err:  # truncated or malformed data: decoders raise OSError, SyntaxError, EOFError, ...
-        raise InputError(f"{path} could not be read as an image ({type(err).__name__}: {str(err)[:200]}); "
-                         f"re-save it as PNG.")
+        raise InputError(
+            f"{path} could not be read as an image ({type(err).__name__}: {str(err)[:200]}); re-save it as PNG."
+        ) from err
     ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     if np.median(ring) > 0.5:  # light background: pen on paper -> MNIST's light-on-dark
         gray = 1.0 - gray
@@ -172,7 +199,7 @@ def load_image(path: Path, fit: bool = False):
         try:
             gray = _fit(gray)
         except InputError as err:
-            raise InputError(f"{path}: {err}")
+            raise InputError(f"{path}: {err}") from err
     return gray
 
 
@@ -186,8 +213,10 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
         try:
             return load_checkpoint(checkpoint), str(checkpoint)
         except Exception as err:  # not a checkpoint, or one holding more than tensors (refused unread)
-            raise InputError(f"{checkpoint} is not a training checkpoint of this pipeline "
-                             f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}")
+            raise InputError(
+                f"{checkpoint} is not a training checkpoint of this pipeline "
+                f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}"
+            ) from err
     from pipeline.registry import load_model as load_registered
     from pipeline.tracking import check_store, resolve_uri
 
@@ -198,8 +227,10 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
         model = load_registered(model_uri, uri)
     except Exception as err:  # MlflowException: unknown name, alias or version
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"cannot load {model_uri} from {uri}: {first}. List what is registered with "
-                         f"`python -m pipeline.registry` (or pass --checkpoint).")
+        raise InputError(
+            f"cannot load {model_uri} from {uri}: {first}. List what is registered with "
+            f"`python -m pipeline.registry` (or pass --checkpoint)."
+        ) from err
     return model, model_uri
 
 
@@ -209,14 +240,12 @@ def classify(model, images, top: int = 1):
 
     x = torch.from_numpy(images).float().unsqueeze(1)
     if hasattr(model, "eval"):
-        try:
+        with contextlib.suppress(Exception):  # exported graphs may refuse mode switches; already in inference form
             model.eval()
-        except Exception:  # exported graphs may refuse mode switches; they are already in inference form
-            pass
     with torch.no_grad():
         probs = model(x).softmax(1)
     p, c = probs.topk(max(1, min(top, probs.shape[1])), dim=1)
-    return [(cs.tolist(), ps.tolist()) for cs, ps in zip(c, p)]
+    return [(cs.tolist(), ps.tolist()) for cs, ps in zip(c, p, strict=False)]
 
 
 def main(argv=None) -> int:
@@ -237,10 +266,10 @@ def main(argv=None) -> int:
     results = []
     batch = np.stack(images)
     for i in range(0, len(batch), 1000):
-        results.extend(classify(model, batch[i:i + 1000], args.top))
+        results.extend(classify(model, batch[i : i + 1000], args.top))
     print(f"# {len(files)} image(s), model {source}", file=sys.stderr)
-    for path, (classes, probs) in zip(files, results):
-        rest = "".join(f", then {c} ({p:.3f})" for c, p in zip(classes[1:], probs[1:]))
+    for path, (classes, probs) in zip(files, results, strict=False):
+        rest = "".join(f", then {c} ({p:.3f})" for c, p in zip(classes[1:], probs[1:], strict=False))
         print(f"{path}: {classes[0]} (probability {probs[0]:.3f}){rest}")
     return 0
 

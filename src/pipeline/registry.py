@@ -59,10 +59,10 @@ def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tupl
     """(version, run_id, metric) for every version of `model_name` whose run carries the metric."""
     from pipeline import tracking
 
-    scores = []
+    scores: list[tuple[int, str, float]] = []
     for version, run_id in tracking.model_versions(uri, model_name):
         value = tracking.active_run_metric(uri, run_id, metric) if run_id else None
-        if value is not None:
+        if run_id and value is not None:
             scores.append((version, run_id, value))
     return scores
 
@@ -94,7 +94,7 @@ def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
     """
     try:
         found = update_champion(uri, model_name)
-    except Exception as err:  # noqa: BLE001 - reported, see above
+    except Exception as err:
         print(f"[evaluate] warning: could not update alias {ALIAS!r} of {model_name}: {err}", file=sys.stderr)
         return None
     if found:
@@ -103,13 +103,15 @@ def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.registry",
-                                description="Show registered models with val/best_acc and aliases; "
-                                            "recompute the champion alias.")
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.registry",
+        description="Show registered models with val/best_acc and aliases; recompute the champion alias.",
+    )
     p.add_argument("model", nargs="?", help="registered model name, e.g. mnist-mlp (default: all)")
     p.add_argument("--update", action="store_true", help=f"give alias '{ALIAS}' to the best version by {METRIC}")
-    p.add_argument("--tracking-uri", default=None,
-                   help="store (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument(
+        "--tracking-uri", default=None, help="store (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"
+    )
     args = p.parse_args(argv)
 
     from pipeline import tracking
@@ -122,8 +124,14 @@ def main(argv=None) -> int:
     for name in names:
         if args.update:
             found = update_champion(uri, name)
-            print(f"{name}: " + (f"{ALIAS} -> version {found[0]} ({METRIC}={found[1]:.4f})" if found
-                                 else f"no version with {METRIC}; alias unchanged"))
+            print(
+                f"{name}: "
+                + (
+                    f"{ALIAS} -> version {found[0]} ({METRIC}={found[1]:.4f})"
+                    if found
+                    else f"no version with {METRIC}; alias unchanged"
+                )
+            )
         aliases = tracking.model_aliases(uri, name)
         if aliases is None:
             print(f"error: no registered model {name!r} in {uri}", file=sys.stderr)

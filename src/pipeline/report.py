@@ -49,7 +49,7 @@ def _figure_scaling(data: dict, path: Path) -> Path:
         err_ax.scatter([data["params"][i] for i in pick], [data["errors"][i] for i in pick], label=label, zorder=3)
         loss_ax.scatter([data["params"][i] for i in pick], [data["losses"][i] for i in pick], label=label, zorder=3)
     xs = sorted(data["params"])
-    err_ax.plot(xs, [a * x ** -b for x in xs], "--", color="gray", label=f"{a:.3g}·N^-{b:.3f} (R²={r2:.2f})")
+    err_ax.plot(xs, [a * x**-b for x in xs], "--", color="gray", label=f"{a:.3g}·N^-{b:.3f} (R²={r2:.2f})")
     err_ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test error", title="Test error")
     loss_ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="test loss", title="Test loss")
     for ax in (err_ax, loss_ax):
@@ -63,8 +63,13 @@ def _figure_samples(data: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, (ns, accs) in data["curves"].items():
         ax.plot(ns, accs, marker="o", label=label)
-    ax.set(xscale="log", xlabel="training examples", ylabel="test accuracy", ylim=(0, 1.0),
-           title="Accuracy against training-set size")
+    ax.set(
+        xscale="log",
+        xlabel="training examples",
+        ylabel="test accuracy",
+        ylim=(0, 1.0),
+        title="Accuracy against training-set size",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _save(fig, path)
@@ -76,37 +81,69 @@ def _figure_linear(data: dict, path: Path) -> Path:
     ax.plot(data["layers"], data["accs"], marker="o", label="identity activations (linear stack)")
     if data.get("relu_acc"):
         ax.axhline(data["relu_acc"], ls="--", color="C1", label="ReLU 784-128-64-10 (claim 1)")
-    ax.set(xlabel="linear layers", ylabel="test accuracy", ylim=(0.85, 1.0), xticks=data["layers"],
-           title="Depth does not help a linear stack")
+    ax.set(
+        xlabel="linear layers",
+        ylabel="test accuracy",
+        ylim=(0.85, 1.0),
+        xticks=data["layers"],
+        title="Depth does not help a linear stack",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-FIGURES = {"activations": _figure_activations, "scaling": _figure_scaling, "samples": _figure_samples,
-           "linear": _figure_linear}
+FIGURES = {
+    "activations": _figure_activations,
+    "scaling": _figure_scaling,
+    "samples": _figure_samples,
+    "linear": _figure_linear,
+}
 
 
 # --- rendering: one list of blocks, two formats ------------------------------------------------
 
+
 def _blocks(claims: list, main_metrics: dict | None, figure_paths: dict) -> list[tuple]:
-    blocks: list[tuple] = [("h1", "The textbook account of neural networks, measured"),
-                           ("p", "Each row sets a claim beside what this project measured and the command that "
-                                 "measured it. Every number comes from the MLflow runs of the preset sweeps "
-                                 "(reports/results/*.json names each run id); rerun a preset and `dvc repro report` "
-                                 "renders this page again. Training times are wall-clock seconds on the machine "
-                                 "that ran the sweep, with whatever else it was running.")]
+    blocks: list[tuple] = [
+        ("h1", "The textbook account of neural networks, measured"),
+        (
+            "p",
+            "Each row sets a claim beside what this project measured and the command that "
+            "measured it. Every number comes from the MLflow runs of the preset sweeps "
+            "(reports/results/*.json names each run id); rerun a preset and `dvc repro report` "
+            "renders this page again. Training times are wall-clock seconds on the machine "
+            "that ran the sweep, with whatever else it was running.",
+        ),
+    ]
     if main_metrics:
-        blocks.append(("p", f"Default pipeline (`dvc repro`): {main_metrics['model']['name']} with "
-                            f"{main_metrics['model']['parameters']:,} parameters, test accuracy "
-                            f"{100 * main_metrics['test']['acc']:.2f} %."))
-    blocks.append(("table", ["#", "claim", "measured", "verdict", "command"],
-                   [[c.number, c.text, c.measured, c.verdict, f"`{c.command}`" if c.command else "(from all presets)"]
-                    for c in claims]))
+        blocks.append(
+            (
+                "p",
+                f"Default pipeline (`dvc repro`): {main_metrics['model']['name']} with "
+                f"{main_metrics['model']['parameters']:,} parameters, test accuracy "
+                f"{100 * main_metrics['test']['acc']:.2f} %.",
+            )
+        )
+    blocks.append(
+        (
+            "table",
+            ["#", "claim", "measured", "verdict", "command"],
+            [
+                [c.number, c.text, c.measured, c.verdict, f"`{c.command}`" if c.command else "(from all presets)"]
+                for c in claims
+            ],
+        )
+    )
     for c in claims:
         blocks.append(("h2", f"{c.number}. {c.text}"))
-        blocks.append(("p", f"**Measured:** {c.measured}. **Verdict:** {c.verdict}."
-                            + (f" Reproduce: `{c.command}`." if c.command else "")))
+        blocks.append(
+            (
+                "p",
+                f"**Measured:** {c.measured}. **Verdict:** {c.verdict}."
+                + (f" Reproduce: `{c.command}`." if c.command else ""),
+            )
+        )
         for detail in c.details:
             if detail[0] == "table":
                 blocks.append(detail)
@@ -154,13 +191,16 @@ def _inline(text: str) -> str:
 
 
 def to_html(blocks: list[tuple]) -> str:
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>MNIST claims report</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-             "line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
-             "code{background:#f5f5f5;padding:1px 3px}img{max-width:100%}figure{margin:1em 0}</style>",
-             "</head><body>"]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>MNIST claims report</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+        "line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
+        "code{background:#f5f5f5;padding:1px 3px}img{max-width:100%}figure{margin:1em 0}</style>",
+        "</head><body>",
+    ]
     for block in blocks:
         kind = block[0]
         if kind in ("h1", "h2"):
@@ -172,8 +212,10 @@ def to_html(blocks: list[tuple]) -> str:
             parts += ["<tr>" + "".join(f"<td>{_inline(v)}</td>" for v in row) + "</tr>" for row in block[2]]
             parts.append("</table>")
         elif kind == "img":
-            parts.append(f'<figure><img src="{html.escape(block[1])}" alt="{html.escape(block[2])}">'
-                         f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+            parts.append(
+                f'<figure><img src="{html.escape(block[1])}" alt="{html.escape(block[2])}">'
+                f"<figcaption>{html.escape(block[2])}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -186,8 +228,9 @@ def build(cfg: DictConfig) -> dict[str, Path]:
     out_dir = Path(cfg.report.dir)
     results = claims_mod.load_results(cfg.report.results_dir)
     run_dir = Path(cfg.run_dir)
-    claims = claims_mod.all_claims(results, _read_json(run_dir / "robustness.json"),
-                                   claims_mod.load_remedy(cfg.report.results_dir))
+    claims = claims_mod.all_claims(
+        results, _read_json(run_dir / "robustness.json"), claims_mod.load_remedy(cfg.report.results_dir)
+    )
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     figure_paths = {}
@@ -217,8 +260,11 @@ def _log_to_mlflow(cfg: DictConfig, out_dir: Path) -> str:
 def run(cfg: DictConfig) -> None:
     written = build(cfg)
     run_id = _log_to_mlflow(cfg, Path(cfg.report.dir))
-    print(f"[report] wrote {written['report.md']}, {written['report.html']}, {written['figures']}/; "
-          f"logged to MLflow run {run_id}", flush=True)
+    print(
+        f"[report] wrote {written['report.md']}, {written['report.html']}, {written['figures']}/; "
+        f"logged to MLflow run {run_id}",
+        flush=True,
+    )
 
 
 def main(argv=None) -> None:

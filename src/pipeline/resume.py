@@ -6,14 +6,18 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
     """Identifies what a checkpoint was trained with (settings that do not change training are left out)."""
-    relevant = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
-                if k not in ("run_dir", "tracking", "evaluate", "robustness")}
+    relevant = {
+        k: v
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)).items()
+        if k not in ("run_dir", "tracking", "evaluate", "robustness")
+    }
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(relevant)).encode()).hexdigest()[:16]
 
 

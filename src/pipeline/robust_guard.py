@@ -34,7 +34,7 @@ class CatastrophicOverfittingGuard(L.Callback):
 
     def _held_out(self, trainer) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = trainer.datamodule.splits["val"]
-        x, y = images[:self.images], labels[:self.images]
+        x, y = images[: self.images], labels[: self.images]
         if x.dtype == torch.uint8:  # the datamodule keeps uint8 digits; attacks want [0, 1] floats
             x = x.float().div(255)
         return (x.unsqueeze(1) if x.ndim == 3 else x), y
@@ -61,9 +61,13 @@ class CatastrophicOverfittingGuard(L.Callback):
             self.collapsed_at = trainer.current_epoch
             pl_module.net.load_state_dict(self.best_state)
             trainer.should_stop = True
-            print(f"[train] catastrophic overfitting: PGD accuracy on {self.images} validation images fell to "
-                  f"{acc:.3f} at epoch {trainer.current_epoch + 1} (best {self.best_acc:.3f} at epoch "
-                  f"{self.best_epoch + 1}); rolled back to epoch {self.best_epoch + 1} and stopped", flush=True)
+            assert self.best_epoch is not None  # a collapse is measured from a best epoch
+            print(
+                f"[train] catastrophic overfitting: PGD accuracy on {self.images} validation images fell to "
+                f"{acc:.3f} at epoch {trainer.current_epoch + 1} (best {self.best_acc:.3f} at epoch "
+                f"{self.best_epoch + 1}); rolled back to epoch {self.best_epoch + 1} and stopped",
+                flush=True,
+            )
 
 
 def guard_from_config(cfg) -> CatastrophicOverfittingGuard | None:
@@ -72,5 +76,10 @@ def guard_from_config(cfg) -> CatastrophicOverfittingGuard | None:
     g = adversarial.get("guard")
     if not g:
         return None
-    return CatastrophicOverfittingGuard(eps=adversarial["eps"], steps=g.get("steps", 10), images=g.get("images", 500),
-                                        collapse=g.get("collapse", 0.2), seed=cfg.get("seed", 0))
+    return CatastrophicOverfittingGuard(
+        eps=adversarial["eps"],
+        steps=g.get("steps", 10),
+        images=g.get("images", 500),
+        collapse=g.get("collapse", 0.2),
+        seed=cfg.get("seed", 0),
+    )

@@ -30,7 +30,7 @@ def command(name: str) -> str:
 def after_training(cfg) -> list[str]:
     """The stages a Hydra job runs after training, in pipeline order."""
     names = list(STAGES)
-    later = names[names.index("train") + 1:names.index(_JOB_ENDS_BEFORE)]
+    later = names[names.index("train") + 1 : names.index(_JOB_ENDS_BEFORE)]
     # The robustness stage takes minutes: only when asked (robustness.after_training=true).
     return [n for n in later if n != "robustness" or cfg.robustness.get("after_training")]
 

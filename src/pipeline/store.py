@@ -24,7 +24,7 @@ import sqlite3
 import struct
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BACKUP_DIR_SUFFIX = ".backups"
@@ -46,7 +46,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` store; None for servers and other databases."""
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
 
 
 def backup_dir(db: Path) -> Path:
@@ -65,9 +65,11 @@ def recovery_hint(db: Path) -> str:
     here = f" --db {db}" if db.resolve() != (Path.cwd() / db.name).resolve() else ""
     found = backups(db)
     newest = f"newest backup: {found[0].name}" if found else f"no backup in {backup_dir(db)}/"
-    return (f"Recover with `python -m pipeline.store restore{here}` ({newest}; the damaged file is kept "
-            f"beside it), or move the file away to start an empty store. "
-            f"`python -m pipeline.store check{here}` shows what SQLite finds.")
+    return (
+        f"Recover with `python -m pipeline.store restore{here}` ({newest}; the damaged file is kept "
+        f"beside it), or move the file away to start an empty store. "
+        f"`python -m pipeline.store check{here}` shows what SQLite finds."
+    )
 
 
 def header_problem(db: Path) -> str | None:
@@ -90,8 +92,10 @@ def header_problem(db: Path) -> str | None:
     page_size = 65536 if page_size == 1 else page_size
     pages = struct.unpack(">I", head[28:32])[0]
     if pages and page_size * pages > size:
-        return (f"is truncated: its header describes {page_size * pages:,} bytes but the file has {size:,} "
-                f"(a crash or a full disk cut it short)")
+        return (
+            f"is truncated: its header describes {page_size * pages:,} bytes but the file has {size:,} "
+            f"(a crash or a full disk cut it short)"
+        )
     return None
 
 
@@ -136,7 +140,7 @@ def backup(db: Path, reason: str = "manual") -> Path:
     """
     folder = backup_dir(db)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")  # names sort by time
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")  # names sort by time
     target = folder / f"{db.stem}-{stamp}-{reason}.db"
     tmp = folder / f".{target.name}.{os.getpid()}.tmp"
     try:
@@ -221,20 +225,28 @@ def guard(db: Path) -> Path | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.store",
-                                description="Check, back up or restore the SQLite run store (mlflow.db).")
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.store", description="Check, back up or restore the SQLite run store (mlflow.db)."
+    )
     p.add_argument("action", choices=("check", "backup", "restore"))
     p.add_argument("backup_file", nargs="?", type=Path, help="restore: this backup (default: the newest healthy one)")
-    p.add_argument("--db", type=Path, default=None,
-                   help="the store (default: from $MLFLOW_TRACKING_URI, else mlflow.db in the project root)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="the store (default: from $MLFLOW_TRACKING_URI, else mlflow.db in the project root)",
+    )
     args = p.parse_args(argv)
     if args.db is None:
         root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
         args.db = sqlite_path(uri)
         if args.db is None:
-            print(f"error: {uri} is not a SQLite store; for a PostgreSQL server use pg_dump / pg_restore "
-                  f"(docs/store.md).", file=sys.stderr)
+            print(
+                f"error: {uri} is not a SQLite store; for a PostgreSQL server use pg_dump / pg_restore "
+                f"(docs/store.md).",
+                file=sys.stderr,
+            )
             return 2
     db = args.db
     try:
@@ -251,12 +263,16 @@ def main(argv=None) -> int:
                 print(f"{db}: DAMAGED\n  " + "\n  ".join(problems) + f"\n{recovery_hint(db)}")
                 return 1
             found = backups(db)
-            print(f"{db}: ok (integrity_check), schema {schema_version(db) or 'none yet'}, "
-                  f"{len(found)} backup(s)" + (f", newest {found[0].name}" if found else ""))
+            print(
+                f"{db}: ok (integrity_check), schema {schema_version(db) or 'none yet'}, "
+                f"{len(found)} backup(s)" + (f", newest {found[0].name}" if found else "")
+            )
             return 0
         if problems:
-            print(f"error: {db} is damaged ({problems[0]}); a backup of it would not help. "
-                  f"{recovery_hint(db)}", file=sys.stderr)
+            print(
+                f"error: {db} is damaged ({problems[0]}); a backup of it would not help. {recovery_hint(db)}",
+                file=sys.stderr,
+            )
             return 2
         print(f"backed up {db} to {backup(db)}")
         return 0

@@ -27,10 +27,17 @@ class SweepTracking(Callback):
         overrides = " ".join(config.hydra.overrides.task)
         preset = config.hydra.runtime.choices.get("experiment")
         name = f"sweep-{preset or config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.run = tracking.start_sweep(config, name, tags={
-            **({"preset": preset} if preset else {}), "sweep": "parent",
-            "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.train -m {overrides}",
-            "hydra.overrides": overrides or "none", "sweep.dir": str(config.hydra.sweep.dir)})
+        self.run = tracking.start_sweep(
+            config,
+            name,
+            tags={
+                **({"preset": preset} if preset else {}),
+                "sweep": "parent",
+                "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.train -m {overrides}",
+                "hydra.overrides": overrides or "none",
+                "sweep.dir": str(config.hydra.sweep.dir),
+            },
+        )
         tracking.announce_sweep_parent(self.run.run_id)
         print(f"[sweep] MLflow parent run {self.run.run_id} ({name}) in {self.run.uri}", flush=True)
 
@@ -56,6 +63,9 @@ class SweepTracking(Callback):
                 path = results.write(run.uri, run.run_id, config.report.results_dir)
                 print(f"[sweep] {len(children)} jobs collected into {path}", flush=True)
             except Exception as err:  # the runs are safe in MLflow; only the copy for the report is missing
-                print(f"[sweep] could not collect the results for the report ({err}); the runs are in "
-                      f"MLflow under parent run {run.run_id}", flush=True)
+                print(
+                    f"[sweep] could not collect the results for the report ({err}); the runs are in "
+                    f"MLflow under parent run {run.run_id}",
+                    flush=True,
+                )
         tracking.announce_sweep_parent(None)

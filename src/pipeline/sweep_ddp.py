@@ -28,9 +28,9 @@ def one_ddp_job(cfg: DictConfig):
         yield
         return
     saved_argv, saved_env = list(sys.argv), dict(os.environ)
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={Path(cfg.run_dir).resolve()}",
-                "hydra.mode=RUN"]
-    with read_write(hydra_cfg), open_dict(hydra_cfg):
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={Path(cfg.run_dir).resolve()}", "hydra.mode=RUN"]
+    # HydraConfig.get() is typed as the HydraConf dataclass but returns a DictConfig at run time.
+    with read_write(hydra_cfg), open_dict(hydra_cfg):  # type: ignore[arg-type]
         hydra_cfg.run.dir = str(Path(hydra_cfg.runtime.output_dir).resolve())
     try:
         yield

@@ -22,9 +22,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow import MlflowClient
+    from mlflow.entities import Experiment
+    from mlflow.entities import Run as MlflowRun
+    from omegaconf import DictConfig
 
 # No usage reports leave the machine (and none can: runs are often offline).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -51,13 +59,13 @@ def resolve_uri(configured: str | None = None) -> str:
 def artifact_location(uri: str) -> str | None:
     """Artifacts beside a SQLite database; servers decide for themselves."""
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         return (db.parent / ARTIFACTS_NAME).resolve().as_uri()
     return None
 
 
-@functools.lru_cache(maxsize=None)
-def client(uri: str):
+@functools.cache
+def client(uri: str) -> MlflowClient:
     """One client per store and process: building one costs seconds (it loads the store's plugins)."""
     from mlflow.tracking import MlflowClient
 
@@ -95,22 +103,28 @@ def _migrate_with_backup(db: Path, uri: str) -> None:
         return
     from mlflow.store.db import utils as db_utils
 
-    head = db_utils._get_latest_schema_revision()
+    head = db_utils._get_latest_schema_revision()  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
     if found != head:
         from alembic.script import ScriptDirectory
 
-        scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))
+        scripts = ScriptDirectory.from_config(db_utils._get_alembic_config(db_url=""))  # type: ignore[no-untyped-call]  # unannotated
         if found not in {s.revision for s in scripts.walk_revisions()}:
-            raise store.damaged(db, f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
-                                    f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup")
+            raise store.damaged(
+                db,
+                f"has MLflow schema {found}, which MLflow {mlflow.__version__} does not know "
+                f"(a newer MLflow wrote it): upgrade MLflow, or restore a backup",
+            )
         saved = store.backup(db, f"before-schema-{head}")
-        print(f"[store] {db}: schema {found} -> {head} (MLflow {mlflow.__version__}); "
-              f"backup first: {saved}", file=sys.stderr, flush=True)
+        print(
+            f"[store] {db}: schema {found} -> {head} (MLflow {mlflow.__version__}); backup first: {saved}",
+            file=sys.stderr,
+            flush=True,
+        )
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(uri)
         try:
-            db_utils._upgrade_db(engine)
+            db_utils._upgrade_db(engine)  # type: ignore[no-untyped-call]  # unannotated in MLflow
         finally:
             engine.dispose()
     try:
@@ -126,14 +140,15 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def experiment_id(mlflow_client, name: str, uri: str) -> str:
+def experiment_id(mlflow_client: MlflowClient, name: str, uri: str) -> str:
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         mark_training_experiment(mlflow_client, found)
         return found.experiment_id
     try:
-        return mlflow_client.create_experiment(name, artifact_location=artifact_location(uri),
-                                               tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return mlflow_client.create_experiment(
+            name, artifact_location=artifact_location(uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except Exception:  # another process created it in between
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
@@ -142,7 +157,7 @@ def experiment_id(mlflow_client, name: str, uri: str) -> str:
         return found.experiment_id
 
 
-def mark_training_experiment(mlflow_client, experiment) -> None:
+def mark_training_experiment(mlflow_client: MlflowClient, experiment: Experiment) -> None:
     """Tag an existing experiment (made before the tag existed) as one of training runs; a kind
     someone chose in the UI is left alone."""
     if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
@@ -180,7 +195,7 @@ def dvc_managed_paths(root: str | Path = ".") -> set[str]:
         return paths
 
     def resolve(text: str) -> str:
-        def value(match):
+        def value(match: re.Match[str]) -> str:
             node = params
             for part in match.group(1).split("."):
                 node = node.get(part, {}) if isinstance(node, dict) else {}
@@ -202,6 +217,7 @@ def _is_dvc_managed(path: str, managed: set[str]) -> bool:
 
 def git_state() -> dict[str, str]:
     """The commit the code came from, as MLflow's own tags and ours; `git.dirty` ignores files DVC manages."""
+
     def git(*args: str, strip: bool = True) -> str:
         try:
             out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout
@@ -216,8 +232,11 @@ def git_state() -> dict[str, str]:
         return {"git.commit": "unknown", "git.dirty": "false"}
     managed = dvc_managed_paths(top)
     # -z: paths verbatim (no quoting); each entry is "XY path" (renames add the old path after a NUL).
-    changed = [entry[3:] for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no",
-                                          strip=False).split("\0") if len(entry) > 3]
+    changed = [
+        entry[3:]
+        for entry in git("-C", top, "status", "--porcelain", "-z", "--untracked-files=no", strip=False).split("\0")
+        if len(entry) > 3
+    ]
     dirty = any(not _is_dvc_managed(p, managed) for p in changed)
     tags = {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
     branch = git("-C", top, "rev-parse", "--abbrev-ref", "HEAD")
@@ -241,11 +260,14 @@ def system_tags(command: str) -> dict[str, str]:
         if "=" in word or "/" in word:
             break
         program.append(word)
-    return {"mlflow.user": user, "mlflow.source.type": "LOCAL",
-            "mlflow.source.name": " ".join(program)[:500] or "pipeline"}
+    return {
+        "mlflow.user": user,
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": " ".join(program)[:500] or "pipeline",
+    }
 
 
-def run_name(cfg) -> str:
+def run_name(cfg: DictConfig) -> str:
     """Readable in the UI's run list: model, its key settings, optimiser, time."""
     m = cfg.model
     if m.arch == "mlp":
@@ -274,8 +296,9 @@ def _hydra_tags() -> dict[str, str]:
     return tags
 
 
-def start_run(cfg, command: str, overrides: list[str] | None = None,
-              parent_run_id: str | None = None) -> tuple[str, str]:
+def start_run(
+    cfg: DictConfig, command: str, overrides: list[str] | None = None, parent_run_id: str | None = None
+) -> tuple[str, str]:
     """Create the pipeline's run: name, description, tags, params and the config file.
 
     `parent_run_id` makes it a child of a sweep's parent run. Returns (run_id, tracking_uri).
@@ -306,9 +329,9 @@ def start_run(cfg, command: str, overrides: list[str] | None = None,
     run = c.create_run(exp, run_name=tags["mlflow.runName"], tags=tags)
     run_id = run.info.run_id
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    params = [Param(k, str(v)[:6000]) for k, v in flatten(resolved).items()]
+    params = [Param(k, str(v)[:6000]) for k, v in flatten(cast(dict[str, Any], resolved)).items()]
     for i in range(0, len(params), 100):  # log_batch takes at most 100 params a call
-        c.log_batch(run_id, params=params[i:i + 100])
+        c.log_batch(run_id, params=params[i : i + 100])
     c.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     return run_id, uri
 
@@ -320,7 +343,7 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int |
     batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
     c = client(uri)
     for i in range(0, len(batch), 1000):
-        c.log_batch(run_id, metrics=batch[i:i + 1000])
+        c.log_batch(run_id, metrics=batch[i : i + 1000])
 
 
 def log_params(uri: str, run_id: str, params: Mapping[str, Any]) -> None:
@@ -365,17 +388,27 @@ def delete_run(uri: str, run_id: str) -> None:
     client(uri).delete_run(run_id)
 
 
-def log_dataset(uri: str, run_id: str, name: str, digest: str, source: Mapping[str, Any],
-                profile: Mapping[str, Any], context: str = "training") -> None:
+def log_dataset(
+    uri: str,
+    run_id: str,
+    name: str,
+    digest: str,
+    source: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    context: str = "training",
+) -> None:
     """Record the data a run used as an MLflow dataset input (the UI's Dataset column)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    dataset = Dataset(name=name, digest=digest, source_type="http", source=json.dumps(dict(source)),
-                      profile=json.dumps(dict(profile)))
+    dataset = Dataset(
+        name=name, digest=digest, source_type="http", source=json.dumps(dict(source)), profile=json.dumps(dict(profile))
+    )
     client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
 
 
-def log_model(uri: str, run_id: str, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+def log_model(
+    uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
+) -> str | None:
     """Log the model as weights + config (pipeline.packaged_model, no pickled code); register it if a
     name is given. Returns the registered version, if any.
 
@@ -402,9 +435,15 @@ def log_model(uri: str, run_id: str, model, model_cfg: Mapping[str, Any], regist
     mlflow.set_registry_uri(uri)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
-        info = mlflow.pyfunc.log_model(name="model", loader_module="pipeline.packaged_model", data_path=str(data),
-                                       signature=signature, input_example=example, pip_requirements=requirements,
-                                       registered_model_name=registered_name)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            loader_module="pipeline.packaged_model",
+            data_path=str(data),
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements,
+            registered_model_name=registered_name,
+        )
     return str(info.registered_model_version) if registered_name else None
 
 
@@ -417,7 +456,7 @@ def download_model(uri: str, model_uri: str, dst: str | Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
 
 
-def load_exported_model(uri: str, model_uri: str):
+def load_exported_model(uri: str, model_uri: str) -> Any:
     """A model logged by earlier versions of this pipeline (mlflow.pytorch, torch.export format)."""
     import mlflow
     import mlflow.pytorch
@@ -448,7 +487,7 @@ def read_run_ref(run_dir: str | Path) -> dict[str, Any]:
             f"{path} does not exist: train a model first (`dvc repro train` or "
             f"`python -m pipeline.train run_dir={run_dir}`)."
         )
-    ref = json.loads(path.read_text())
+    ref: dict[str, Any] = json.loads(path.read_text())
     check_store(ref.get("tracking_uri", ""))  # before the stage computes for minutes, not after
     return ref
 
@@ -461,7 +500,7 @@ class Run:
     run_id: str
 
     @classmethod
-    def from_ref(cls, ref: Mapping[str, Any]) -> "Run":
+    def from_ref(cls, ref: Mapping[str, Any]) -> Run:
         """The run a run.json names (see read_run_ref)."""
         return cls(ref["tracking_uri"], ref["run_id"])
 
@@ -482,11 +521,14 @@ class Run:
 
         client(self.uri).log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_model(self, model, model_cfg: Mapping[str, Any], registered_name: str | None) -> str | None:
+    def log_model(
+        self, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
+    ) -> str | None:
         return log_model(self.uri, self.run_id, model, model_cfg, registered_name)
 
-    def log_dataset(self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any],
-                    context: str = "training") -> None:
+    def log_dataset(
+        self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any], context: str = "training"
+    ) -> None:
         log_dataset(self.uri, self.run_id, name, digest, source, profile, context)
 
     def open(self) -> None:
@@ -533,7 +575,7 @@ def sweep_parent_id() -> str | None:
     return os.environ.get(_SWEEP_PARENT_ENV) or None
 
 
-def start_sweep(config, name: str, tags: Mapping[str, str]) -> Run:
+def start_sweep(config: DictConfig, name: str, tags: Mapping[str, str]) -> Run:
     """Create a sweep's parent run (which also creates the store and experiment once)."""
     uri = resolve_uri(config.tracking.uri)
     c = client(uri)
@@ -542,21 +584,25 @@ def start_sweep(config, name: str, tags: Mapping[str, str]) -> Run:
     return Run(uri, run.info.run_id)
 
 
-def child_runs(uri: str, parent_run_id: str) -> list:
+def child_runs(uri: str, parent_run_id: str) -> list[MlflowRun]:
     """The runs whose parent is `parent_run_id` (a sweep's jobs), as MLflow Run objects."""
     c = client(uri)
     experiment = c.get_run(parent_run_id).info.experiment_id
-    return c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    runs: list[MlflowRun] = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    return runs
 
 
-def start_report_run(cfg) -> Run:
+def start_report_run(cfg: DictConfig) -> Run:
     """A run for a rendered report, in a sibling experiment: reports are not models,
     and stay out of the runs people compare."""
     uri = resolve_uri(cfg.tracking.uri)
     c = client(uri)
     experiment = experiment_id(c, f"{cfg.tracking.experiment}-reports", uri)
-    run = c.create_run(experiment, run_name="report", tags={
-        "report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **git_state()})
+    run = c.create_run(
+        experiment,
+        run_name="report",
+        tags={"report": "claims", "mlflow.note.content": "Reproduce with:\n\n    dvc repro report", **git_state()},
+    )
     return Run(uri, run.info.run_id)
 
 
@@ -567,8 +613,7 @@ def download_artifact(uri: str, run_id: str, artifact_path: str) -> Path:
     return Path(download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=uri))
 
 
-
-def get_run(uri: str, run_id: str):
+def get_run(uri: str, run_id: str) -> MlflowRun:
     """The MLflow Run object (info, data.params, data.metrics, data.tags)."""
     return client(uri).get_run(run_id)
 
@@ -579,6 +624,7 @@ def metric_history(uri: str, run_id: str, key: str) -> list[float]:
 
 
 # The model registry: plain values in and out (registry.py decides which version is the champion).
+
 
 def registered_model_names(uri: str) -> list[str]:
     return sorted(m.name for m in client(uri).search_registered_models())

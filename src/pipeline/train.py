@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -40,22 +41,40 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
     # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
     guard = guard_from_config(cfg)
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                                 monitor=MONITOR if guard else "val/acc",
-                                 mode="max", save_last=True, auto_insert_metric_name=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=MONITOR if guard else "val/acc",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
     # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
     live = sys.stderr.isatty()
-    callbacks = [checkpoint, EpochHistory(run_dir / "plots" / "history.csv", run, quarter_reports=not live),
-                 EpochSeed(cfg.seed)] + ([guard] if guard else [])
+    callbacks = [
+        checkpoint,
+        EpochHistory(run_dir / "plots" / "history.csv", run, quarter_reports=not live),
+        EpochSeed(cfg.seed),
+    ] + ([guard] if guard else [])
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
     # Every Trainer argument conf/trainer/ sets is passed as is: a new one needs no code.
     accepted = inspect.signature(L.Trainer.__init__).parameters
-    settings = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-                if k in accepted and k not in _NOT_TRAINER_ARGS}
-    trainer = L.Trainer(**settings, logger=False, default_root_dir=str(run_dir), callbacks=callbacks,
-                        plugins=[AtomicCheckpointIO()],
-                        enable_progress_bar=live, num_sanity_val_steps=0, enable_model_summary=False)
+    settings = {
+        k: v
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
+        if k in accepted and k not in _NOT_TRAINER_ARGS
+    }
+    trainer = L.Trainer(
+        **settings,
+        logger=False,
+        default_root_dir=str(run_dir),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=live,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
     return trainer, checkpoint
 
 
@@ -84,16 +103,17 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     # rank_zero_only.rank is set from the launcher's environment before any rank starts)
     fingerprint = config_fingerprint(cfg)
     resume = resumable(run_dir, fingerprint)
-    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) \
-        if rank_zero_only.rank == 0 else None
+    rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
+    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
         # fit
         started = time.perf_counter()
         with stop_on_ctrl_c(trainer) as interrupted:
-            trainer.fit(module, datamodule=datamodule,
-                        ckpt_path=str(run_dir / "checkpoints" / "last.ckpt") if resume else None)
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=str(run_dir / "checkpoints" / "last.ckpt") if resume else None
+            )
         if interrupted:
             # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
             # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
@@ -111,8 +131,12 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 tracking.log_failure(run.uri, run.run_id, atomic.full_disk_message(full, run_dir))
             run.end(tracking.end_status(err))
         if full:  # not a bug: one line that says where, and that the next run resumes
-            print(f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
-                  f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.", file=sys.stderr, flush=True)
+            print(
+                f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
+                file=sys.stderr,
+                flush=True,
+            )
             raise SystemExit(1) from err
         if isinstance(err, SystemExit) and not err.code:
             # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
@@ -121,8 +145,15 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         raise
 
 
-def _open_run(cfg: DictConfig, run_dir: Path, resume: dict | None, fingerprint: str, n_params: int,
-              command: str, overrides: list[str] | None):
+def _open_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: dict | None,
+    fingerprint: str,
+    n_params: int,
+    command: str,
+    overrides: list[str] | None,
+):
     """The MLflow run this training writes into, announced in run.json (state: training)."""
     from pipeline import tracking
     from pipeline.data import dataset_record
@@ -138,8 +169,9 @@ def _open_run(cfg: DictConfig, run_dir: Path, resume: dict | None, fingerprint: 
         run = tracking.Run(uri, run_id)
         run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
         run.log_dataset(**dataset_record(cfg.data))
-    tracking.write_run_ref(run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment,
-                           config_hash=fingerprint, state="training")
+    tracking.write_run_ref(
+        run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training"
+    )
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
     return run
 
@@ -151,9 +183,17 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
     best = checkpoint.best_model_path or checkpoint.last_model_path
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     run.log_metrics({"val/best_acc": best_val, "time/train_s": train_seconds})
-    tracking.write_run_ref(run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment,
-                           config_hash=fingerprint, state="completed", best_checkpoint=str(best),
-                           val_best_acc=best_val, train_seconds=train_seconds)
+    tracking.write_run_ref(
+        run_dir,
+        run.run_id,
+        run.uri,
+        experiment=cfg.tracking.experiment,
+        config_hash=fingerprint,
+        state="completed",
+        best_checkpoint=str(best),
+        val_best_acc=best_val,
+        train_seconds=train_seconds,
+    )
     run.log_artifact(best, "checkpoints")
     if registers_model(cfg):
         from pipeline.models import load_checkpoint
@@ -162,8 +202,11 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
         version = run.log_model(load_checkpoint(best), model_cfg, cfg.tracking.registered_model)
         print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
     run.end("FINISHED")  # later stages reopen it to add their results
-    print(f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
-          f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}", flush=True)
+    print(
+        f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
+        f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}",
+        flush=True,
+    )
     return {"run_id": run.run_id, "tracking_uri": run.uri, "best_checkpoint": best, "val/acc": best_val}
 
 
@@ -191,7 +234,7 @@ def run_hydra(cfg: DictConfig) -> float:
     from pipeline import stages
     from pipeline.sweep_ddp import one_ddp_job
 
-    overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)  # as typed
+    overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed
     command = "python -m pipeline.train " + " ".join(shlex.quote(o) for o in overrides)
     with one_ddp_job(cfg):
         result = fit(cfg, command.strip(), overrides)

@@ -30,14 +30,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Start the MLflow UI on the project's tracking store (127.0.0.1 only unless --host is given).",
     )
     p.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default: 127.0.0.1, this machine only). Anything else exposes the "
-                        "UI and its REST API to the network: use --basic-auth and/or a TLS reverse proxy.")
-    p.add_argument("--tracking-uri", default=None,
-                   help="store to browse (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: 127.0.0.1, this machine only). Anything else exposes the "
+        "UI and its REST API to the network: use --basic-auth and/or a TLS reverse proxy.",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="store to browse (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)",
+    )
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
-    p.add_argument("--basic-auth", action="store_true",
-                   help="require a user name and password (MLflow's basic-auth app; see README, Team setup)")
+    p.add_argument(
+        "--basic-auth",
+        action="store_true",
+        help="require a user name and password (MLflow's basic-auth app; see README, Team setup)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the server command instead of running it")
     return p.parse_args(argv)
 
@@ -46,8 +55,20 @@ def server_command(uri: str, host: str, port: int, workers: int = 2, basic_auth:
     """The `mlflow server` command line that serves `uri` (a database store) on host:port."""
     from pipeline.tracking import artifact_location
 
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--host", host, "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     artifacts = artifact_location(uri)
     if artifacts:
         # Experiments the pipeline created already name <store>/mlartifacts; new ones go there too.
@@ -69,9 +90,10 @@ def training_runs_link(base: str, uri: str, experiment: str = "mnist") -> str:
     found = None
     if uri.startswith("sqlite:///"):
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{uri[len('sqlite:///'):]}?mode=ro", uri=True)) as db:
-                found = db.execute("SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = "
-                                   "'active'", (experiment,)).fetchone()
+            with contextlib.closing(sqlite3.connect(f"file:{uri[len('sqlite:///') :]}?mode=ro", uri=True)) as db:
+                found = db.execute(
+                    "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'", (experiment,)
+                ).fetchone()
         except sqlite3.Error:  # no such table yet: an empty store
             found = None
     if found:
@@ -88,10 +110,13 @@ def main(argv=None) -> int:
         print(f"The store is a tracking server already: open {uri} in a browser (nothing to start).")
         return 0
     if uri.startswith("sqlite:///") and not args.dry_run:
-        db = uri[len("sqlite:///"):]
+        db = uri[len("sqlite:///") :]
         if not os.path.isfile(db):
-            print(f"error: {db} does not exist yet: run the pipeline first (`dvc repro` or "
-                  f"`python -m pipeline.train`), or pass --tracking-uri.", file=sys.stderr)
+            print(
+                f"error: {db} does not exist yet: run the pipeline first (`dvc repro` or "
+                f"`python -m pipeline.train`), or pass --tracking-uri.",
+                file=sys.stderr,
+            )
             return 2
     from pipeline.tracking import check_store
 
@@ -99,9 +124,12 @@ def main(argv=None) -> int:
     cmd = server_command(uri, args.host, args.port, args.workers, args.basic_auth)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.host not in LOOPBACK:
-        print(f"warning: binding {args.host}: the UI and its REST API (read AND write) are reachable from the "
-              f"network{'' if args.basic_auth else ' without any log-in'}. Prefer 127.0.0.1 with an SSH tunnel, "
-              f"or --basic-auth behind a TLS reverse proxy (README, Team setup).", file=sys.stderr)
+        print(
+            f"warning: binding {args.host}: the UI and its REST API (read AND write) are reachable from the "
+            f"network{'' if args.basic_auth else ' without any log-in'}. Prefer 127.0.0.1 with an SSH tunnel, "
+            f"or --basic-auth behind a TLS reverse proxy (README, Team setup).",
+            file=sys.stderr,
+        )
         if args.host in ("0.0.0.0", "::"):
             shown = "127.0.0.1"
     if args.dry_run:
@@ -115,21 +143,32 @@ def main(argv=None) -> int:
             print("error: --basic-auth needs MLflow's auth extra: pip install 'mlflow[auth]'", file=sys.stderr)
             return 2
         if not (env.get("MLFLOW_AUTH_ADMIN_PASSWORD") or env.get("MLFLOW_AUTH_CONFIG_PATH")):
-            print("error: --basic-auth needs the admin's password the first time: set MLFLOW_AUTH_ADMIN_PASSWORD "
-                  "(or MLFLOW_AUTH_CONFIG_PATH to a basic_auth.ini); MLflow ships no default.", file=sys.stderr)
+            print(
+                "error: --basic-auth needs the admin's password the first time: set MLFLOW_AUTH_ADMIN_PASSWORD "
+                "(or MLFLOW_AUTH_CONFIG_PATH to a basic_auth.ini); MLflow ships no default.",
+                file=sys.stderr,
+            )
             return 2
         if not env.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
             import secrets
 
             # CSRF tokens are signed with it; a fresh one per start only logs browsers out on restart.
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
-            print("note: MLFLOW_FLASK_SERVER_SECRET_KEY not set; using a random one for this server "
-                  "(set it to keep sessions across restarts or share it between servers)", file=sys.stderr)
-        print("log-in required: users and permissions live in basic_auth.db in this folder "
-              "(MLflow's basic-auth app)", file=sys.stderr)
+            print(
+                "note: MLFLOW_FLASK_SERVER_SECRET_KEY not set; using a random one for this server "
+                "(set it to keep sessions across restarts or share it between servers)",
+                file=sys.stderr,
+            )
+        print(
+            "log-in required: users and permissions live in basic_auth.db in this folder (MLflow's basic-auth app)",
+            file=sys.stderr,
+        )
     base = f"http://{shown}:{args.port}"
-    print(f"MLflow UI for {uri}\n  open {base}  (experiment 'mnist'); Ctrl-C stops it\n"
-          f"  the training runs: {training_runs_link(base, uri)}", flush=True)
+    print(
+        f"MLflow UI for {uri}\n  open {base}  (experiment 'mnist'); Ctrl-C stops it\n"
+        f"  the training runs: {training_runs_link(base, uri)}",
+        flush=True,
+    )
     os.execve(sys.executable, cmd, env)  # the server replaces this process: signals reach it directly
     return 0  # not reached
 

@@ -15,9 +15,7 @@ class SmallNet(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(0.13))
         self.register_buffer("std", torch.tensor(0.31))
-        self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10)
-        )
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)

@@ -5,17 +5,21 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.robustness.attacks import fgsm, pgd
 from pipeline.config import severity_grids
+from pipeline.robustness.attacks import fgsm, pgd
 from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
 
 SEVERITY_GRIDS = severity_grids()
 
 images = st.builds(
-    lambda n, seed, sparsity: (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-                               * (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed + 1))
-                                  > sparsity)),
-    n=st.integers(1, 3), seed=st.integers(0, 10_000), sparsity=st.floats(0.0, 0.95))
+    lambda n, seed, sparsity: (
+        torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+        * (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed + 1)) > sparsity)
+    ),
+    n=st.integers(1, 3),
+    seed=st.integers(0, 10_000),
+    sparsity=st.floats(0.0, 0.95),
+)
 SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -17,9 +17,9 @@ def seed_mlp_and_test_images(mnist_root):
     x_train, y_train = images[:20000].unsqueeze(1).float() / 255, labels[:20000]
     model = MLP()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(0, len(y_train), 200):
-            loss = F.cross_entropy(model(x_train[i:i + 200]), y_train[i:i + 200])
+            loss = F.cross_entropy(model(x_train[i : i + 200]), y_train[i : i + 200])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -36,11 +36,21 @@ def test_pgd_robust_accuracy_matches_art_within_one_point(seed_mlp_and_test_imag
     model, x, y = seed_mlp_and_test_images
     assert accuracy_under_attack(model, x, y, None) > 0.9  # a real, trained model
     steps = 10
-    ours = accuracy_under_attack(model, x, y, lambda m, xb, yb: pgd(m, xb, yb, eps, steps=steps,
-                                                                   random_start=False), batch_size=500)
-    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
-                                   nb_classes=10, clip_values=(0.0, 1.0))
-    attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps,
-                                      max_iter=steps, num_random_init=0, batch_size=500, verbose=False)
+    ours = accuracy_under_attack(
+        model, x, y, lambda m, xb, yb: pgd(m, xb, yb, eps, steps=steps, random_start=False), batch_size=500
+    )
+    classifier = PyTorchClassifier(
+        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0)
+    )
+    attack = ProjectedGradientDescent(
+        classifier,
+        norm=np.inf,
+        eps=eps,
+        eps_step=2.5 * eps / steps,
+        max_iter=steps,
+        num_random_init=0,
+        batch_size=500,
+        verbose=False,
+    )
     theirs = accuracy_under_attack(model, torch.from_numpy(attack.generate(x.numpy(), y=y.numpy())), y, None)
     assert abs(ours - theirs) <= 0.01, (eps, ours, theirs)

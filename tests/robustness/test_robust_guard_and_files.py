@@ -21,7 +21,7 @@ def trained_smallconv(mnist_root):
     x, y = images[10_000:16_000].unsqueeze(1).float().div(255), labels[10_000:16_000]
     model = SmallConv()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for step in range(300):
+    for _step in range(300):
         i = torch.randint(0, len(y), (100,))
         loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
         optimizer.zero_grad()
@@ -37,8 +37,10 @@ def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trai
     from pipeline.datamodule import MNISTDataModule
     from pipeline.module import Classifier
 
-    module = Classifier({"name": "smallconv", "arch": "smallconv", "channels": [16, 32], "hidden": 100},
-                        {"name": "sgd", "lr": 1e-9, "scheduler": "none"})
+    module = Classifier(
+        {"name": "smallconv", "arch": "smallconv", "channels": [16, 32], "hidden": 100},
+        {"name": "sgd", "lr": 1e-9, "scheduler": "none"},
+    )
     module.net.load_state_dict(trained_smallconv.state_dict())
     before = {k: v.clone() for k, v in module.net.state_dict().items()}
 
@@ -52,9 +54,17 @@ def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trai
 
     guard = CatastrophicOverfittingGuard(eps=0.02, steps=5, images=200, collapse=0.2)
     datamodule = MNISTDataModule(root=str(mnist_root), train_subset=200, batch_size=100, eval_batch_size=1000)
-    trainer = L.Trainer(max_epochs=5, limit_train_batches=1, limit_val_batches=1, callbacks=[guard, Collapse()],
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=5,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        callbacks=[guard, Collapse()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=datamodule)
 
     assert guard.history[0] > 0.8  # robust at this small eps before the collapse
@@ -82,10 +92,13 @@ def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_sm
 
     images, labels = load_split(mnist_root, "test")
     digits, truth = images[:300].numpy()[..., None], labels[:300].numpy().astype(np.uint8)
-    folder = _mnist_c_folder(tmp_path / "mnist_c", {
-        "shot_noise": (digits, truth),                          # the clean digits under a corruption's name
-        "fog": (np.zeros_like(digits), truth),                  # all black
-    })
+    folder = _mnist_c_folder(
+        tmp_path / "mnist_c",
+        {
+            "shot_noise": (digits, truth),  # the clean digits under a corruption's name
+            "fog": (np.zeros_like(digits), truth),  # all black
+        },
+    )
     r = OmegaConf.create({"mnist_c_dir": str(folder), "corruptions": ["shot_noise", "fog"], "batch_size": 128})
     rows = {row["corruption"]: row["accuracy"] for row in official_corruption_table(trained_smallconv, r, "cpu")}
     with torch.no_grad():
@@ -100,10 +113,13 @@ def test_mnist_c_dir_errors_name_the_problem(tmp_path):
     from pipeline.config import ConfigError, compose, validate
     from pipeline.robustness.mnist_c_files import MnistCError, load_corruption
 
-    folder = _mnist_c_folder(tmp_path / "mnist_c", {
-        "fog": (np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4, np.uint8)),
-        "rotate": (np.zeros((4, 28, 28), np.float32), np.zeros(4, np.uint8)),  # wrong layout
-    })
+    folder = _mnist_c_folder(
+        tmp_path / "mnist_c",
+        {
+            "fog": (np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4, np.uint8)),
+            "rotate": (np.zeros((4, 28, 28), np.float32), np.zeros(4, np.uint8)),  # wrong layout
+        },
+    )
     cfg = compose([f"robustness.mnist_c_dir={folder}", "robustness.corruptions=[fog,zigzag]"])
     with pytest.raises(ConfigError, match="zigzag"):
         validate(cfg)
@@ -118,8 +134,9 @@ def _remedy(*args: str):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "pipeline.robustness.remedy", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.robustness.remedy", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_remedy_refuses_bad_input_cleanly(tmp_path):

@@ -59,8 +59,14 @@ def test_pgd_matches_art(small_model, eval_batch, art_classifier, eps):
     steps = 10
     ours = pgd(small_model, x, y, eps, steps=steps, random_start=False)
     art = ProjectedGradientDescent(
-        art_classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps, max_iter=steps,
-        num_random_init=0, batch_size=64, verbose=False,
+        art_classifier,
+        norm=np.inf,
+        eps=eps,
+        eps_step=2.5 * eps / steps,
+        max_iter=steps,
+        num_random_init=0,
+        batch_size=64,
+        verbose=False,
     )
     theirs = torch.from_numpy(art.generate(x.numpy(), y=y.numpy()))
     acc_ours, acc_theirs = _acc(small_model, ours, y), _acc(small_model, theirs, y)
@@ -154,7 +160,10 @@ def test_training_flags_restored_and_attack_runs_in_eval_mode(small_model, eval_
 
 def test_pgd_is_deterministic_for_a_seed_and_restarts_only_help(small_model, eval_batch):
     x, y = eval_batch
-    run = lambda r, s: pgd(small_model, x, y, 0.12, steps=5, restarts=r, generator=torch.Generator().manual_seed(s))
+
+    def run(r, s):
+        return pgd(small_model, x, y, 0.12, steps=5, restarts=r, generator=torch.Generator().manual_seed(s))
+
     assert torch.equal(run(1, 0), run(1, 0))
     assert not torch.equal(run(1, 0), run(1, 1))
     # Restart 1 of a 3-restart run equals the 1-restart run, and a fooled example keeps
@@ -192,7 +201,7 @@ def test_check_eps_accepts():
 def test_registry():
     assert set(ATTACKS) == {"fgsm", "pgd"}
     assert get_attack("pgd") is pgd
-    with pytest.raises(ValueError, match="fgsm.*pgd"):
+    with pytest.raises(ValueError, match=r"fgsm.*pgd"):
         get_attack("cw")
 
 

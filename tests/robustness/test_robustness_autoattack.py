@@ -7,8 +7,8 @@ import torch
 
 pytest.importorskip("pyautoattack")
 
-from pipeline.robustness.attacks import accuracy_under_attack, pgd  # noqa: E402
-from pipeline.robustness.autoattack import autoattack_accuracy  # noqa: E402
+from pipeline.robustness.attacks import accuracy_under_attack, pgd
+from pipeline.robustness.autoattack import autoattack_accuracy
 
 
 def test_apgd_ce_is_at_least_as_strong_as_pgd(small_model, eval_batch):

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
+from pipeline.config import severity_grids
 from pipeline.robustness.corruptions import (
     CORRUPTIONS,
     SEVERITY_SHIFTS,
     get_corruption,
     get_severity_shift,
 )
-from pipeline.config import severity_grids
 
 SEVERITY_GRIDS = severity_grids()
 
 MNIST_C = [
-    "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
-    "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges",
+    "shot_noise",
+    "impulse_noise",
+    "glass_blur",
+    "motion_blur",
+    "shear",
+    "scale",
+    "rotate",
+    "brightness",
+    "translate",
+    "stripe",
+    "fog",
+    "spatter",
+    "dotted_line",
+    "zigzag",
+    "canny_edges",
 ]
 DETERMINISTIC = {"scale", "brightness", "stripe", "canny_edges"}
 
@@ -64,9 +79,9 @@ def test_each_image_gets_its_own_draw(batch, name):
 
 
 def test_unknown_corruption_lists_choices():
-    with pytest.raises(ValueError, match="valid names.*shot_noise.*canny_edges"):
+    with pytest.raises(ValueError, match=r"valid names.*shot_noise.*canny_edges"):
         get_corruption("snow")
-    with pytest.raises(ValueError, match="valid names.*rotate"):
+    with pytest.raises(ValueError, match=r"valid names.*rotate"):
         get_severity_shift("snow")
 
 
@@ -76,6 +91,7 @@ def test_rejects_wrong_shape():
 
 
 # ---- agreement with the reference implementation's library calls (scikit-image) ----
+
 
 def _skimage_centered_warp(img: np.ndarray, **params) -> np.ndarray:
     """The MNIST-C reference: AffineTransform about the centre (13.5, 13.5), then warp."""
@@ -100,7 +116,7 @@ def test_affine_corruptions_match_skimage(batch, name, candidates):
     from skimage import transform
 
     out = get_corruption(name)(batch, torch.Generator().manual_seed(0))[:, 0].numpy()
-    for img, got in zip(batch[:, 0].double().numpy(), out):
+    for img, got in zip(batch[:, 0].double().numpy(), out, strict=False):
         if name == "translate":  # the reference warps translations without re-centring
             refs = [np.clip(transform.warp(img, inverse_map=transform.AffineTransform(**p)), 0, 1) for p in candidates]
         else:
@@ -120,6 +136,7 @@ def test_brightness_matches_hsv_reference(batch):
 
 
 # ---- severity sweeps ----
+
 
 def test_severity_registry():
     assert set(SEVERITY_SHIFTS) == {"rotate", "gaussian_noise", "gaussian_blur", "contrast", "translate"}
@@ -142,4 +159,4 @@ def test_severity_shift_contract(batch, name):
     assert min(changes) > 0
     # Harsher settings move the images further (monotone up to small wobble).
     assert changes[-1] == pytest.approx(max(changes), rel=0.05)
-    assert all(b >= a * 0.95 for a, b in zip(changes, changes[1:]))
+    assert all(b >= a * 0.95 for a, b in itertools.pairwise(changes))

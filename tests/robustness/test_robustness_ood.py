@@ -94,11 +94,12 @@ def test_noise_images(kind):
     assert not torch.equal(x, noise_images(100, kind, torch.Generator().manual_seed(1)))
     if kind == "gaussian":  # N(0.5, 1) clipped: roughly 31% of pixels at each bound
         assert 0.25 < (x == 0).float().mean() < 0.37
-    with pytest.raises(ValueError, match="uniform.*gaussian"):
+    with pytest.raises(ValueError, match=r"uniform.*gaussian"):
         noise_images(1, "salt")
 
 
 # ---- IDX / Fashion-MNIST ----
+
 
 def _idx_bytes(array: np.ndarray) -> bytes:
     magic = {1: 0x0801, 3: 0x0803}[array.ndim]
@@ -130,7 +131,7 @@ def test_load_fashion_mnist_from_tiny_idx_files(tmp_path, tiny_fashion, gz):
     got = load_fashion_mnist_test(tmp_path)
     assert got.dtype == torch.uint8 and got.shape == (5, 28, 28)
     assert np.array_equal(got.numpy(), images)
-    got_images, got_labels = load_fashion_mnist_test(str(tmp_path), return_labels=True)
+    _got_images, got_labels = load_fashion_mnist_test(str(tmp_path), return_labels=True)
     assert np.array_equal(got_labels.numpy(), labels)
     x = to_model_input(got)
     assert x.shape == (5, 1, 28, 28) and x.dtype == torch.float32 and x.max() <= 1
@@ -141,19 +142,21 @@ def test_wrong_magic_raises_naming_file(tmp_path, tiny_fashion):
     bad = tmp_path / "t10k-images-idx3-ubyte"
     bad.write_bytes(b"\x00\x00\x08\x04" + _idx_bytes(images)[4:])
     _write(tmp_path / "t10k-labels-idx1-ubyte", labels)
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.*magic number 0x00000804.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(
+        ValueError, match=r"t10k-images-idx3-ubyte.*magic number 0x00000804.*apt-get install dataset-fashion-mnist"
+    ):
         load_fashion_mnist_test(tmp_path)
 
 
 def test_truncated_and_garbage_files_raise(tmp_path, tiny_fashion):
-    images, labels = tiny_fashion
+    images, _labels = tiny_fashion
     truncated = tmp_path / "truncated-idx3-ubyte"
     truncated.write_bytes(_idx_bytes(images)[:-10])
-    with pytest.raises(ValueError, match="truncated-idx3-ubyte.*truncated or corrupted"):
+    with pytest.raises(ValueError, match=r"truncated-idx3-ubyte.*truncated or corrupted"):
         read_idx(truncated)
     garbage = tmp_path / "garbage-idx3-ubyte.gz"
     garbage.write_bytes(b"this is not gzip data at all")
-    with pytest.raises(ValueError, match="garbage-idx3-ubyte.gz"):
+    with pytest.raises(ValueError, match=r"garbage-idx3-ubyte.gz"):
         read_idx(garbage)
     tiny = tmp_path / "tiny"
     tiny.write_bytes(b"\x00\x00")

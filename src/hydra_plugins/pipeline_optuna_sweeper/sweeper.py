@@ -22,8 +22,9 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -55,8 +56,10 @@ def distribution(override: Override):
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
-    raise ValueError(f"{override.input_line}: use choice(...), range(...) or interval(a, b) for a search "
-                     f"dimension, or a single value")
+    raise ValueError(
+        f"{override.input_line}: use choice(...), range(...) or interval(a, b) for a search "
+        f"dimension, or a single value"
+    )
 
 
 def search_space(params: dict, arguments: Sequence[str]) -> tuple[dict, list[str]]:
@@ -100,8 +103,10 @@ def open_study(name: str, storage, sampler, direction: str):
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         if study.direction.name.lower() != direction.lower():
-            raise ValueError(f"study '{name}' exists with direction {study.direction.name.lower()}, not "
-                             f"{direction}: choose another hydra.sweeper.study_name") from None
+            raise ValueError(
+                f"study '{name}' exists with direction {study.direction.name.lower()}, not "
+                f"{direction}: choose another hydra.sweeper.study_name"
+            ) from None
         return study, False
 
 
@@ -126,8 +131,12 @@ def finished_count(study) -> int:
 
     trials = study.get_trials(deepcopy=False)
     retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
-    return sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and t.number not in retried))
+    return sum(
+        1
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and t.number not in retried)
+    )
 
 
 def beat(storage, trial_id: int) -> None:
@@ -188,7 +197,8 @@ class OptunaStudySweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
         self.sweep_dir = Path(config.hydra.sweep.dir)
 
     # -- MLflow ---------------------------------------------------------------------------------
@@ -214,8 +224,7 @@ class OptunaStudySweeper(Sweeper):
             tracking.delete_run(uri, own)  # this sweep's empty parent: its trials go to the study's
             tracking.announce_sweep_parent(parent)
             tracking.reopen_run(uri, parent)
-            print(f"[optuna] study '{study.study_name}' continues; trials join MLflow parent run {parent}",
-                  flush=True)
+            print(f"[optuna] study '{study.study_name}' continues; trials join MLflow parent run {parent}", flush=True)
         return parent
 
     def _record_trial(self, trial_number: int, ret) -> str | None:
@@ -248,18 +257,27 @@ class OptunaStudySweeper(Sweeper):
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             return
         best = study.best_trial
-        results = {"name": study.study_name, "best_trial": best.number, "best_value": best.value,
-                   "best_params": dict(best.params)}
+        results = {
+            "name": study.study_name,
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": dict(best.params),
+        }
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         (self.sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(results, sort_keys=False))
         print(f"[optuna] best trial {best.number}: value {best.value:.4f}, params {dict(best.params)}", flush=True)
         if parent:
             tracking, uri = self._tracking()
             tracking.log_metrics(uri, parent, {"best/value": best.value, "best/trial": best.number})
-            tracking.set_tags(uri, parent, {"best.trial": str(best.number),
-                                            **{f"best.params.{k}": str(v) for k, v in best.params.items()},
-                                            **({"best.run_id": best.user_attrs["mlflow.run_id"]}
-                                               if "mlflow.run_id" in best.user_attrs else {})})
+            tracking.set_tags(
+                uri,
+                parent,
+                {
+                    "best.trial": str(best.number),
+                    **{f"best.params.{k}": str(v) for k, v in best.params.items()},
+                    **({"best.run_id": best.user_attrs["mlflow.run_id"]} if "mlflow.run_id" in best.user_attrs else {}),
+                },
+            )
 
     # -- the loop -------------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> Any:
@@ -279,8 +297,11 @@ class OptunaStudySweeper(Sweeper):
             # draws: the same seed would propose the same parameters again.
             study.sampler = make_sampler(c.sampler, salt=f"{socket.gethostname()}:{os.getpid()}:{len(study.trials)}")
         parent = self._join_parent_run(study, created)
-        print(f"[optuna] study '{study.study_name}' ({'new' if created else 'joined'}, storage "
-              f"{c.storage or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished", flush=True)
+        print(
+            f"[optuna] study '{study.study_name}' ({'new' if created else 'joined'}, storage "
+            f"{c.storage or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished",
+            flush=True,
+        )
 
         while True:
             if storage is not None:
@@ -306,7 +327,7 @@ class OptunaStudySweeper(Sweeper):
                 jobs.append([*fixed, *values, f"hydra.sweep.subdir=trial-{trial.number}"])
             with heartbeat(storage, [t._trial_id for t in asked], c.heartbeat_interval):
                 returns = self.launcher.launch(jobs, initial_job_idx=asked[0].number)
-            for trial, ret in zip(asked, returns):
+            for trial, ret in zip(asked, returns, strict=False):
                 run_id = self._record_trial(trial.number, ret)
                 if run_id:
                     trial.set_user_attr("mlflow.run_id", run_id)

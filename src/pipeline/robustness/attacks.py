@@ -42,7 +42,7 @@ def _check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"y must have shape ({x.shape[0]},), got {tuple(y.shape)}")
 
 
-def _loss_and_input_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+def _loss_and_input_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example cross-entropy and its gradient w.r.t. ``x`` only."""
     x = x.detach().requires_grad_(True)
     loss = F.cross_entropy(model(x), y, reduction="none")

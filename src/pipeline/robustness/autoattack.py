@@ -11,12 +11,12 @@ import contextlib
 import logging
 import re
 import sys
+from typing import Any
 
 import torch
 
 from ._utils import eval_mode, require_grad_mode
 from .attacks import check_eps
-
 
 _AFTER = re.compile(r"robust accuracy after ([A-Z-]+): ([0-9.]+)%")
 
@@ -27,7 +27,8 @@ class _Progress(logging.Handler):
 
     def __init__(self, echo: bool):
         super().__init__(logging.DEBUG)
-        self.echo, self.after = echo, {}
+        self.echo = echo
+        self.after: dict[str, Any] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -79,8 +80,19 @@ def autoattack_accuracy(
 
     Returns the fraction of the ``n`` examples still classified correctly.
     """
-    return autoattack_by_attack(model, x, y, eps, n=n, device=device, version=version, seed=seed,
-                                attacks=attacks, batch_size=batch_size, verbose=verbose)["final"]
+    return autoattack_by_attack(
+        model,
+        x,
+        y,
+        eps,
+        n=n,
+        device=device,
+        version=version,
+        seed=seed,
+        attacks=attacks,
+        batch_size=batch_size,
+        verbose=verbose,
+    )["final"]
 
 
 def autoattack_by_attack(

@@ -20,7 +20,8 @@ robustness-vs-severity curves; their grids are conf/robustness/*.yaml's ``severi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -40,15 +41,15 @@ def _gen_device(generator: torch.Generator | None) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _rand(shape, generator, device) -> torch.Tensor:
+def _rand(shape: int | Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=_gen_device(generator)).to(device)
 
 
-def _randint(low: int, high: int, n: int, generator, device) -> torch.Tensor:
+def _randint(low: int, high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.randint(low, high, (n,), generator=generator, device=_gen_device(generator)).to(device)
 
 
-def _random_sign(n: int, generator, device) -> torch.Tensor:
+def _random_sign(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return _randint(0, 2, n, generator, device).float() * 2 - 1
 
 
@@ -56,7 +57,8 @@ def _blur(x: torch.Tensor, sigma_y: float, sigma_x: float | None = None) -> torc
     """Gaussian blur with scipy/skimage's kernel extent (truncate=4 sigma); sigma 0 = no blur."""
     sigma_x = sigma_y if sigma_x is None else sigma_x
     ks = [2 * int(4 * s + 0.5) + 1 if s > 0 else 1 for s in (sigma_x, sigma_y)]
-    return TF.gaussian_blur(x, kernel_size=ks, sigma=[max(sigma_x, 1e-6), max(sigma_y, 1e-6)])
+    blurred: torch.Tensor = TF.gaussian_blur(x, kernel_size=ks, sigma=[max(sigma_x, 1e-6), max(sigma_y, 1e-6)])
+    return blurred
 
 
 def _warp(x: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,7 +75,7 @@ def _warp(x: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor | None = No
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def _lines(c0, r0, c1, r1) -> torch.Tensor:
+def _lines(c0: torch.Tensor, r0: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
     """Batched ``line_from_points`` of the reference: (N,) endpoints -> (N,28,28) in [0,1].
 
     Intensity decays with vertical distance d to the line as log(1 - d/2.3) + 1, and the
@@ -87,10 +89,13 @@ def _lines(c0, r0, c1, r1) -> torch.Tensor:
     dist = (rr - (slope * (cc - c0) + r0)).abs().clamp(0, 2.3 - 1e-10)
     line = (torch.log(1 - dist / 2.3) + 1).clamp(0, 1)
     inside = (cc >= torch.floor(c0)) & (cc < torch.ceil(c1)) & ~vertical
-    return (line * inside).float()
+    drawn: torch.Tensor = (line * inside).float()
+    return drawn
 
 
-def _plasma_fractal(n: int, generator, mapsize: int = 256, wibbledecay: float = 3.0) -> torch.Tensor:
+def _plasma_fractal(
+    n: int, generator: torch.Generator | None, mapsize: int = 256, wibbledecay: float = 3.0
+) -> torch.Tensor:
     """Batched diamond-square height maps in [0,1], shape (n, mapsize, mapsize) (reference port)."""
     maps = torch.zeros(n, mapsize, mapsize, device=_gen_device(generator))  # float32 is plenty
     wibble = 100.0
@@ -185,7 +190,7 @@ def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     rr, cc = grid.view(1, 28, 1), grid.view(1, 1, 28)
     flat = x.reshape(n, 28 * 28).double()
     out = torch.zeros_like(flat)
-    for i, wgt in zip(taps, weights):
+    for i, wgt in zip(taps, weights, strict=False):
         ox = torch.ceil(i * torch.cos(angle) - 0.5).long().view(n, 1, 1)
         oy = torch.ceil(i * torch.sin(angle) - 0.5).long().view(n, 1, 1)
         idx = (rr + oy).clamp(0, 27) * 28 + (cc + ox).clamp(0, 27)
@@ -193,7 +198,10 @@ def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     return _finish(out.view_as(x), x)
 
 
-def _affine_corruption(x, generator, build) -> torch.Tensor:
+Build = Callable[[int, torch.Generator | None, torch.device], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def _affine_corruption(x: torch.Tensor, generator: torch.Generator | None, build: Build) -> torch.Tensor:
     check_images(x)
     matrix, shift = build(x.shape[0], generator, x.device)
     return _finish(_warp(x, matrix.float(), None if shift is None else shift.float()), x)
@@ -206,11 +214,12 @@ def shear(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
     that generated MNIST-C (newer skimage uses tan s).
     """
 
-    def build(n, g, dev):
+    def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         s = 0.4 * _random_sign(n, g, dev)
         zero = torch.zeros_like(s)
-        return torch.stack([torch.stack([torch.ones_like(s), -torch.sin(s)], -1),
-                            torch.stack([zero, torch.cos(s)], -1)], -2), None
+        return torch.stack(
+            [torch.stack([torch.ones_like(s), -torch.sin(s)], -1), torch.stack([zero, torch.cos(s)], -1)], -2
+        ), None
 
     return _affine_corruption(x, generator, build)
 
@@ -218,7 +227,7 @@ def shear(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
 def scale(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shrink to 70% about the centre (severity 3; deterministic)."""
 
-    def build(n, g, dev):
+    def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         return torch.eye(2, device=dev).expand(n, 2, 2) / 0.7, None
 
     return _affine_corruption(x, generator, build)
@@ -227,7 +236,7 @@ def scale(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
 def rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Rotate by +-0.4 rad (about 23 degrees) about the centre (severity 2, random direction)."""
 
-    def build(n, g, dev):
+    def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         a = 0.4 * _random_sign(n, g, dev)
         cos, sin = torch.cos(a), torch.sin(a)
         return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2), None
@@ -238,7 +247,7 @@ def rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
 def translate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shift by 3 pixels along both axes, each with a random sign (severity 3)."""
 
-    def build(n, g, dev):
+    def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         shift = 3.0 * torch.stack([_random_sign(n, g, dev), _random_sign(n, g, dev)], -1)
         return torch.eye(2, device=dev).expand(n, 2, 2), shift
 
@@ -268,10 +277,16 @@ def fog(x: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 
     """
     check_images(x)
     strength, decay = 3.0, 1.4
-    haze = torch.cat([
-        _plasma_fractal(min(chunk, x.shape[0] - s), generator, wibbledecay=decay)[:, :28, :28]
-        for s in range(0, x.shape[0], chunk)
-    ]).to(x.device).unsqueeze(1)
+    haze = (
+        torch.cat(
+            [
+                _plasma_fractal(min(chunk, x.shape[0] - s), generator, wibbledecay=decay)[:, :28, :28]
+                for s in range(0, x.shape[0], chunk)
+            ]
+        )
+        .to(x.device)
+        .unsqueeze(1)
+    )
     peak = x.double().amax(dim=(1, 2, 3), keepdim=True)
     return _finish((x.double() + strength * haze) * peak / (peak + strength), x)
 
@@ -320,7 +335,9 @@ def zigzag(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     cos, sin = torch.cos(theta).unsqueeze(1), torch.sin(theta).unsqueeze(1)
     cs, rs = cos * cs - sin * rs + c0, sin * cs + cos * rs + r0.unsqueeze(1)
     # Lines are non-negative, so clipping once equals the reference's clip after each segment.
-    total = sum(_lines(cs[:, i - 1], rs[:, i - 1], cs[:, i], rs[:, i]) for i in range(1, cs.shape[1]))
+    total = cast(
+        torch.Tensor, sum(_lines(cs[:, i - 1], rs[:, i - 1], cs[:, i], rs[:, i]) for i in range(1, cs.shape[1]))
+    )
     return _finish(x + total.unsqueeze(1), x)
 
 
@@ -334,7 +351,7 @@ def canny_edges(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     import numpy as np
 
     images = x.detach().to("cpu", torch.float64).numpy()[:, 0]
-    edges = np.stack([canny(img) for img in images]).astype(np.float32)
+    edges = np.stack([canny(img) for img in images]).astype(np.float32)  # type: ignore[no-untyped-call]  # untyped
     return _finish(torch.from_numpy(edges).unsqueeze(1), x)
 
 
@@ -386,16 +403,18 @@ def shift_translate(x: torch.Tensor, severity: float, generator: torch.Generator
     """Shift by ``severity`` pixels along both axes with random signs per image (as MNIST-C)."""
     check_images(x)
     n = x.shape[0]
-    shift = float(severity) * torch.stack([_random_sign(n, generator, x.device),
-                                           _random_sign(n, generator, x.device)], -1)
+    shift = float(severity) * torch.stack(
+        [_random_sign(n, generator, x.device), _random_sign(n, generator, x.device)], -1
+    )
     return _finish(_warp(x, torch.eye(2, device=x.device).expand(n, 2, 2), shift), x)
 
 
 # Each shift is the function shift_<name>. Units: rotate in degrees, gaussian_noise a sigma in pixel
 # units, gaussian_blur a sigma in pixels, contrast a factor (1 = clean), translate pixels per axis.
 # The grids the stage sweeps are conf/robustness/*.yaml's `severity` (the first value is the clean one).
-SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {name: globals()[f"shift_{name}"]
-                                                           for name in names.SEVERITY_SHIFTS}
+SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {
+    name: globals()[f"shift_{name}"] for name in names.SEVERITY_SHIFTS
+}
 
 
 def get_severity_shift(name: str) -> Callable[..., torch.Tensor]:

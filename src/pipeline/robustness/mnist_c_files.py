@@ -25,8 +25,10 @@ def corruptions_in(root: str | Path) -> list[str]:
     """The corruption folders of an MNIST-C release, sorted."""
     root = Path(root)
     if not root.is_dir():
-        raise MnistCError(f"robustness.mnist_c_dir={root} is not a folder; download and unzip mnist_c.zip "
-                          f"(zenodo.org/records/3239543) or set robustness.mnist_c_dir=null for the built-in port.")
+        raise MnistCError(
+            f"robustness.mnist_c_dir={root} is not a folder; download and unzip mnist_c.zip "
+            f"(zenodo.org/records/3239543) or set robustness.mnist_c_dir=null for the built-in port."
+        )
     return sorted(p.name for p in root.iterdir() if (p / "test_images.npy").is_file())
 
 
@@ -36,9 +38,11 @@ def load_corruption(root: str | Path, name: str) -> tuple[torch.Tensor, torch.Te
     files = folder / "test_images.npy", folder / "test_labels.npy"
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise MnistCError(f"MNIST-C corruption {name!r} is missing {', '.join(missing)}; found corruptions: "
-                          f"{', '.join(corruptions_in(root)) or 'none'}. Fix robustness.mnist_c_dir or "
-                          f"robustness.corruptions.")
+        raise MnistCError(
+            f"MNIST-C corruption {name!r} is missing {', '.join(missing)}; found corruptions: "
+            f"{', '.join(corruptions_in(root)) or 'none'}. Fix robustness.mnist_c_dir or "
+            f"robustness.corruptions."
+        )
     try:
         # allow_pickle=False: a .npy from elsewhere must not run code on load.
         images, labels = (np.load(f, allow_pickle=False) for f in files)

@@ -9,6 +9,21 @@ from __future__ import annotations
 
 ATTACKS = ("fgsm", "pgd")
 # In MNIST-C's order (Mu & Gilmer 2019); the full profile runs all 15.
-CORRUPTIONS = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate",
-               "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges")
+CORRUPTIONS = (
+    "shot_noise",
+    "impulse_noise",
+    "glass_blur",
+    "motion_blur",
+    "shear",
+    "scale",
+    "rotate",
+    "brightness",
+    "translate",
+    "stripe",
+    "fog",
+    "spatter",
+    "dotted_line",
+    "zigzag",
+    "canny_edges",
+)
 SEVERITY_SHIFTS = ("rotate", "gaussian_noise", "gaussian_blur", "contrast", "translate")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pipeline import idx
-from pipeline.images import to_model_input  # noqa: F401  (re-exported: the OOD sets' input)
+from pipeline.images import to_model_input as to_model_input  # (re-exported: the OOD sets' input)
 
 from ._utils import eval_mode
 
@@ -52,7 +52,8 @@ def _average_ranks(values: torch.Tensor) -> torch.Tensor:
     _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
     counts = counts.double()  # float64: rank sums of large sets must stay exact
     below = torch.cumsum(counts, 0) - counts  # number of values strictly below each unique value
-    return (below + (counts + 1) / 2)[inverse]
+    ranks: torch.Tensor = (below + (counts + 1) / 2)[inverse]
+    return ranks
 
 
 def auroc(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PARTS = ("clean", "fgsm", "pgd", "autoattack", "sanity", "record")
 TEST_IMAGES = 10_000
@@ -45,7 +46,7 @@ def _load(run_dir: Path, data_root: str, n: int, start: int = 0):
     images, labels = load_split(data_root, "test")
     # The first n test images (the AutoAttack papers' convention, the same for every model),
     # or a shard [start, start + n) of them so that one measurement can run in several processes.
-    images, labels = images[start:start + n], labels[start:start + n]
+    images, labels = images[start : start + n], labels[start : start + n]
     return model, images.unsqueeze(1).float().div(255), labels
 
 
@@ -57,23 +58,32 @@ def compute_part(part: str, model, x, y, eps: float, batch_size: int = 1000) -> 
 
     started = time.perf_counter()
     if part == "clean":
-        result = {"acc": accuracy_under_attack(model, x, y, None, batch_size=batch_size)}
+        result: dict[str, Any] = {"acc": accuracy_under_attack(model, x, y, None, batch_size=batch_size)}
     elif part == "fgsm":
         result = {"acc": accuracy_under_attack(model, x, y, lambda m, a, b: fgsm(m, a, b, eps), batch_size=batch_size)}
     elif part == "pgd":
-        result = {"acc": literature.pgd_accuracy(model, x, y, eps, batch_size=batch_size),
-                  "steps": literature.PGD_STEPS, "restarts": literature.PGD_RESTARTS,
-                  "step_size": literature.PGD_STEP_SIZE}
+        result = {
+            "acc": literature.pgd_accuracy(model, x, y, eps, batch_size=batch_size),
+            "steps": literature.PGD_STEPS,
+            "restarts": literature.PGD_RESTARTS,
+            "step_size": literature.PGD_STEP_SIZE,
+        }
     elif part == "autoattack":
         by_attack = autoattack_by_attack(model, x, y, eps, device="cpu", version="standard", batch_size=batch_size)
         result = {"acc": by_attack["final"], "by_attack": by_attack, "version": "standard"}
     elif part == "sanity":
-        result = {"eps_curve": literature.eps_curve(model, x, y, batch_size=batch_size),
-                  "strength": literature.attack_strength_table(model, x, y, eps, batch_size=batch_size)}
+        result = {
+            "eps_curve": literature.eps_curve(model, x, y, batch_size=batch_size),
+            "strength": literature.attack_strength_table(model, x, y, eps, batch_size=batch_size),
+        }
     else:
         raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
-    return {**result, "eps": eps if part != "clean" else 0.0, "images": len(y),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        **result,
+        "eps": eps if part != "clean" else 0.0,
+        "images": len(y),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def part_path(run_dir: Path, part: str, eps: float, shard: tuple[int, int] | None = None) -> Path:
@@ -84,11 +94,17 @@ def part_path(run_dir: Path, part: str, eps: float, shard: tuple[int, int] | Non
 def merge_shards(shards: list[dict]) -> dict:
     """One result from shards over disjoint images: accuracies weighted by image count."""
     total = sum(s["images"] for s in shards)
-    merged = {**shards[0], "images": total, "seconds": round(sum(s["seconds"] for s in shards), 1),
-              "shards": len(shards), "acc": sum(s["acc"] * s["images"] for s in shards) / total}
+    merged = {
+        **shards[0],
+        "images": total,
+        "seconds": round(sum(s["seconds"] for s in shards), 1),
+        "shards": len(shards),
+        "acc": sum(s["acc"] * s["images"] for s in shards) / total,
+    }
     if "by_attack" in shards[0]:
-        merged["by_attack"] = {k: sum(s["by_attack"][k] * s["images"] for s in shards) / total
-                               for k in shards[0]["by_attack"]}
+        merged["by_attack"] = {
+            k: sum(s["by_attack"][k] * s["images"] for s in shards) / total for k in shards[0]["by_attack"]
+        }
     return merged
 
 
@@ -112,11 +128,15 @@ def record(run_dir: Path, preset: str, results_dir: Path) -> dict:
     from pipeline import tracking
 
     ref = tracking.read_run_ref(run_dir)
-    result = {"preset": preset, "run_id": ref["run_id"], "train_seconds": ref.get("train_seconds"),
-              **gather(run_dir)}
-    blob = __import__("torch").load(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt",
-                                    map_location="cpu", weights_only=True)["hyper_parameters"]
-    result["model"], result["adversarial"], result["optim"] = blob["model_cfg"], blob["adversarial_cfg"], blob["optim_cfg"]
+    result = {"preset": preset, "run_id": ref["run_id"], "train_seconds": ref.get("train_seconds"), **gather(run_dir)}
+    blob = __import__("torch").load(
+        ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    )["hyper_parameters"]
+    result["model"], result["adversarial"], result["optim"] = (
+        blob["model_cfg"],
+        blob["adversarial_cfg"],
+        blob["optim_cfg"],
+    )
     flat = {}
     for key, part in result["parts"].items():
         if "acc" in part:
@@ -138,18 +158,25 @@ def _args(argv):
     p.add_argument("run_dir", type=Path, help="a finished training run (holds run.json and checkpoints/)")
     p.add_argument("part", choices=PARTS)
     p.add_argument("--eps", type=float, default=0.3, help="L-inf radius, pixel scale (default 0.3)")
-    p.add_argument("--n", type=int, default=None,
-                   help="first N test images (default: 10,000; 1,000 for autoattack and sanity)")
-    p.add_argument("--start", type=int, default=0,
-                   help="first test image of a shard (run shards of one part side by side; record merges them)")
+    p.add_argument(
+        "--n", type=int, default=None, help="first N test images (default: 10,000; 1,000 for autoattack and sanity)"
+    )
+    p.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="first test image of a shard (run shards of one part side by side; record merges them)",
+    )
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--data-root", default="data/mnist")
     p.add_argument("--preset", default="robust_pgd", help="record: the training preset's name, for the report")
     p.add_argument("--results-dir", type=Path, default=Path("reports/results"))
     args = p.parse_args(argv)
     if not (args.run_dir / "run.json").is_file():
-        p.error(f"{args.run_dir} has no run.json: give the run_dir of a finished training "
-                f"(python -m pipeline.train +experiment=robust_pgd run_dir=...)")
+        p.error(
+            f"{args.run_dir} has no run.json: give the run_dir of a finished training "
+            f"(python -m pipeline.train +experiment=robust_pgd run_dir=...)"
+        )
     if not 0.0 <= args.eps <= 1.0:
         p.error(f"--eps {args.eps} is outside [0, 1] (pixel scale); the literature's MNIST eps is 0.3")
     if args.n is not None and not 0 < args.n <= TEST_IMAGES:
@@ -164,8 +191,11 @@ def main(argv=None) -> None:
     if args.part == "record":
         result = record(args.run_dir, args.preset, args.results_dir)
         print(json.dumps({k: v for k, v in result.items() if k.startswith("checks")}, indent=2))
-        print(f"[remedy] wrote {args.run_dir / 'remedy.json'} and {args.results_dir / 'remedy.json'}; "
-              f"logged to MLflow run {result['run_id']}", flush=True)
+        print(
+            f"[remedy] wrote {args.run_dir / 'remedy.json'} and {args.results_dir / 'remedy.json'}; "
+            f"logged to MLflow run {result['run_id']}",
+            flush=True,
+        )
         return
     n = args.n or (1000 if args.part in ("autoattack", "sanity") else TEST_IMAGES)
     from pipeline.data import DataError

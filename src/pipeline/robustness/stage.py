@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -39,7 +40,7 @@ def _accuracy_and_ece(model, x, y, batch_size: int) -> tuple[float, float]:
     from pipeline.calibration import expected_calibration_error
 
     with torch.no_grad():
-        probs = torch.cat([model(x[i:i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)])
+        probs = torch.cat([model(x[i : i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)])
     return float((probs.argmax(1) == y).double().mean()), expected_calibration_error(probs.cpu(), y.cpu())
 
 
@@ -53,13 +54,20 @@ def adversarial_curves(model, x, y, r: DictConfig) -> list[dict]:
         for name in r.attacks:
             attack = get_attack(name)
             if name == "pgd":
-                attack = functools.partial(attack, steps=r.pgd.steps, step_size=r.pgd.step_size,
-                                           random_start=r.pgd.random_start, restarts=r.pgd.restarts)
+                attack = functools.partial(
+                    attack,
+                    steps=r.pgd.steps,
+                    step_size=r.pgd.step_size,
+                    random_start=r.pgd.random_start,
+                    restarts=r.pgd.restarts,
+                )
             started = time.perf_counter()
-            row[name] = accuracy_under_attack(model, x, y, functools.partial(attack, eps=float(eps)),
-                                              batch_size=r.batch_size)
-            _log(f"{name} eps={eps:g}: accuracy {row[name]:.4f} ({time.perf_counter() - started:.1f}s, "
-                 f"{len(y)} images)")
+            row[name] = accuracy_under_attack(
+                model, x, y, functools.partial(attack, eps=float(eps)), batch_size=r.batch_size
+            )
+            _log(
+                f"{name} eps={eps:g}: accuracy {row[name]:.4f} ({time.perf_counter() - started:.1f}s, {len(y)} images)"
+            )
         rows.append(row)
     return rows
 
@@ -74,8 +82,9 @@ def corruption_table(model, x, y, r: DictConfig, generator_seed: int) -> list[di
     rows = []
     for name in r.corruptions:
         g = torch.Generator().manual_seed(generator_seed)
-        corrupted = torch.cat([get_corruption(name)(x[i:i + r.batch_size].cpu(), g)
-                               for i in range(0, len(x), r.batch_size)]).to(x.device)
+        corrupted = torch.cat(
+            [get_corruption(name)(x[i : i + r.batch_size].cpu(), g) for i in range(0, len(x), r.batch_size)]
+        ).to(x.device)
         acc, ece = _accuracy_and_ece(model, corrupted, y, r.batch_size)
         rows.append({"corruption": name, "accuracy": acc, "ece": ece})
         _log(f"MNIST-C {name}: accuracy {acc:.4f}, ECE {ece:.4f}")
@@ -89,8 +98,9 @@ def official_corruption_table(model, r: DictConfig, device) -> list[dict]:
     rows = []
     for name in r.corruptions:
         images, labels = load_corruption(r.mnist_c_dir, name)
-        acc, ece = _accuracy_and_ece(model, images.unsqueeze(1).float().div(255).to(device), labels.to(device),
-                                     r.batch_size)
+        acc, ece = _accuracy_and_ece(
+            model, images.unsqueeze(1).float().div(255).to(device), labels.to(device), r.batch_size
+        )
         rows.append({"corruption": name, "accuracy": acc, "ece": ece})
         _log(f"MNIST-C {name} (official files, {len(labels)} images): accuracy {acc:.4f}, ECE {ece:.4f}")
     return rows
@@ -107,8 +117,9 @@ def severity_curves(model, x, y, r: DictConfig, generator_seed: int) -> dict[str
         rows = []
         for severity in grid:
             g = torch.Generator().manual_seed(generator_seed)
-            shifted = torch.cat([shift(x[i:i + r.batch_size].cpu(), float(severity), g)
-                                 for i in range(0, len(x), r.batch_size)]).to(x.device)
+            shifted = torch.cat(
+                [shift(x[i : i + r.batch_size].cpu(), float(severity), g) for i in range(0, len(x), r.batch_size)]
+            ).to(x.device)
             acc, ece = _accuracy_and_ece(model, shifted, y, r.batch_size)
             rows.append({"severity": float(severity), "accuracy": acc, "ece": ece})
         curves[name] = rows
@@ -123,10 +134,12 @@ def load_fashion(r: DictConfig):
 
     images, source = _find_fashion(r)
     if not is_published_fashion_test(images):
-        print(f"error: the Fashion-MNIST test images from {source} are not the published ones (sha256 of the "
-              f"uint8 array should be {FASHION_TEST_IMAGES_SHA256}): OOD results would not be comparable. Point "
-              "robustness.ood.fashion_dir at the official t10k files or install Debian's dataset-fashion-mnist.",
-              file=sys.stderr)
+        print(
+            f"error: the Fashion-MNIST test images from {source} are not the published ones (sha256 of the "
+            f"uint8 array should be {FASHION_TEST_IMAGES_SHA256}): OOD results would not be comparable. Point "
+            "robustness.ood.fashion_dir at the official t10k files or install Debian's dataset-fashion-mnist.",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     return images, source
 
@@ -158,7 +171,7 @@ def ood_scores(model, x_in, r: DictConfig, generator_seed: int) -> dict[str, flo
     scores_in = max_softmax_scores(model, x_in, r.batch_size)
     fashion, source = load_fashion(r)
     if r.ood.n_images:
-        fashion = fashion[:r.ood.n_images]
+        fashion = fashion[: r.ood.n_images]
     x_out = to_model_input(fashion).to(x_in.device)
     result = {"fashion_mnist": auroc(scores_in, max_softmax_scores(model, x_out, r.batch_size))}
     _log(f"OOD Fashion-MNIST ({len(x_out)} images from {source}): AUROC {result['fashion_mnist']:.4f}")
@@ -177,10 +190,13 @@ def autoattack_results(model, x, y, r: DictConfig, device) -> dict[str, float]:
     n = min(r.autoattack.n_images, len(y))
     for eps in r.autoattack.eps:
         started = time.perf_counter()
-        results[f"{float(eps):g}"] = autoattack_accuracy(model, x, y, float(eps), n=n, device=device,
-                                                        version=r.autoattack.version, seed=r.seed)
-        _log(f"AutoAttack ({r.autoattack.version}) eps={eps:g}: accuracy {results[f'{float(eps):g}']:.4f} "
-             f"on {n} images ({time.perf_counter() - started:.0f}s)")
+        results[f"{float(eps):g}"] = autoattack_accuracy(
+            model, x, y, float(eps), n=n, device=device, version=r.autoattack.version, seed=r.seed
+        )
+        _log(
+            f"AutoAttack ({r.autoattack.version}) eps={eps:g}: accuracy {results[f'{float(eps):g}']:.4f} "
+            f"on {n} images ({time.perf_counter() - started:.0f}s)"
+        )
     return results
 
 
@@ -202,7 +218,7 @@ class Robustness:
     curves: list[dict]
     corruptions: list[dict]
     severity: dict[str, list[dict]]
-    adversarial_examples: tuple = field(repr=False)
+    adversarial_examples: tuple[Any, Any, Any, Any, Any, float] = field(repr=False)
     corruption_examples: list = field(repr=False)
 
 
@@ -221,7 +237,7 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     images, labels = load_split(cfg.data.root, "test")
     if r.n_images:
         # A fixed, seeded subset, the same for every model, so results compare.
-        pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[:r.n_images]
+        pick = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[: r.n_images]
         images, labels = images[pick], labels[pick]
     x = to_model_input(images).to(device)
     y = labels.to(device)
@@ -239,22 +255,34 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
 
     worst = min(corruptions, key=lambda row: row["accuracy"])
     result = {
-        "profile": r.profile, "images": len(y),
+        "profile": r.profile,
+        "images": len(y),
         "clean": {"acc": clean_acc, "ece": clean_ece},
-        "adversarial": {f"{attack}_eps{eps:g}": at(attack, eps) for attack in r.attacks for eps in (0.1, 0.3)
-                        if at(attack, eps) is not None},
+        "adversarial": {
+            f"{attack}_eps{eps:g}": at(attack, eps)
+            for attack in r.attacks
+            for eps in (0.1, 0.3)
+            if at(attack, eps) is not None
+        },
         "autoattack": {f"eps{eps}": acc for eps, acc in auto.items()},
         "mnist_c": {
             "mean_acc": sum(row["accuracy"] for row in corruptions) / len(corruptions),
-            "worst": worst["corruption"], "worst_acc": worst["accuracy"],
+            "worst": worst["corruption"],
+            "worst_acc": worst["accuracy"],
             "mean_ece": sum(row["ece"] for row in corruptions) / len(corruptions),
             "acc": {row["corruption"]: row["accuracy"] for row in corruptions},
             "ece": {row["corruption"]: row["ece"] for row in corruptions},
         },
         "ood_auroc": ood,
     }
-    return Robustness(result, curves, corruptions, severity, _adversarial_examples(model, x, y, r),
-                      _corruption_examples(x[:1].cpu(), r.corruptions, r.seed))
+    return Robustness(
+        result,
+        curves,
+        corruptions,
+        severity,
+        _adversarial_examples(model, x, y, r),
+        _corruption_examples(x[:1].cpu(), r.corruptions, r.seed),
+    )
 
 
 def mlflow_metrics(m: Robustness) -> dict[str, float]:
@@ -262,12 +290,15 @@ def mlflow_metrics(m: Robustness) -> dict[str, float]:
     from pipeline import metric_names as names
 
     result = m.result
-    flat = {names.ROBUST_CLEAN_ACC: result["clean"]["acc"], names.SHIFT_CLEAN_ECE: result["clean"]["ece"],
-            names.MNIST_C_MEAN_ACC: result["mnist_c"]["mean_acc"],
-            names.MNIST_C_WORST_ACC: result["mnist_c"]["worst_acc"],
-            names.MNIST_C_MEAN_ECE: result["mnist_c"]["mean_ece"]}
+    flat = {
+        names.ROBUST_CLEAN_ACC: result["clean"]["acc"],
+        names.SHIFT_CLEAN_ECE: result["clean"]["ece"],
+        names.MNIST_C_MEAN_ACC: result["mnist_c"]["mean_acc"],
+        names.MNIST_C_WORST_ACC: result["mnist_c"]["worst_acc"],
+        names.MNIST_C_MEAN_ECE: result["mnist_c"]["mean_ece"],
+    }
     flat.update({names.attack_acc(*_attack_and_eps(k)): v for k, v in result["adversarial"].items()})
-    flat.update({names.autoattack_acc(float(k[len("eps"):])): v for k, v in result["autoattack"].items()})
+    flat.update({names.autoattack_acc(float(k[len("eps") :])): v for k, v in result["autoattack"].items()})
     flat.update({names.corruption_acc(row["corruption"]): row["accuracy"] for row in m.corruptions})
     flat.update({names.corruption_ece(row["corruption"]): row["ece"] for row in m.corruptions})
     flat.update({names.ood_auroc(k): v for k, v in result["ood_auroc"].items()})
@@ -291,17 +322,28 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
     out_json = run_dir / "robustness.json"
     atomic.write_json(out_json, result)
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
-    files = [plots.write_csv(plot_dir / "adversarial.csv", curves),
-             plots.write_csv(plot_dir / "corruptions.csv", m.corruptions)]
+    files = [
+        plots.write_csv(plot_dir / "adversarial.csv", curves),
+        plots.write_csv(plot_dir / "corruptions.csv", m.corruptions),
+    ]
     files += [plots.write_csv(plot_dir / "severity" / f"{name}.csv", rows) for name, rows in severity.items()]
-    files += [plots.adversarial_examples_png(*m.adversarial_examples, fig_dir / "adversarial_examples.png"),
-              plots.curves_png({a: ([row["eps"] for row in curves], [row[a] for row in curves]) for a in r.attacks},
-                               "eps (L-inf, pixel scale)", fig_dir / "accuracy_vs_eps.png",
-                               "Accuracy under attack"),
-              plots.curves_png({n: ([row["severity"] for row in rows], [row["accuracy"] for row in rows])
-                                for n, rows in severity.items()}, "severity", fig_dir / "accuracy_vs_severity.png",
-                               "Accuracy under distribution shift", panels=True),
-              plots.corruption_examples_png(m.corruption_examples, fig_dir / "corruptions.png")]
+    files += [
+        plots.adversarial_examples_png(*m.adversarial_examples, fig_dir / "adversarial_examples.png"),
+        plots.curves_png(
+            {a: ([row["eps"] for row in curves], [row[a] for row in curves]) for a in r.attacks},
+            "eps (L-inf, pixel scale)",
+            fig_dir / "accuracy_vs_eps.png",
+            "Accuracy under attack",
+        ),
+        plots.curves_png(
+            {n: ([row["severity"] for row in rows], [row["accuracy"] for row in rows]) for n, rows in severity.items()},
+            "severity",
+            fig_dir / "accuracy_vs_severity.png",
+            "Accuracy under distribution shift",
+            panels=True,
+        ),
+        plots.corruption_examples_png(m.corruption_examples, fig_dir / "corruptions.png"),
+    ]
 
     with tracking.recording(run):
         run.log_metrics(mlflow_metrics(m))
@@ -313,10 +355,13 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
         for path in files:
             run.log_artifact(path, "robustness")
     auto, ood, mc = result["autoattack"], result["ood_auroc"], result["mnist_c"]
-    _log(f"clean {result['clean']['acc']:.4f} | " + " ".join(f"{k} {v:.4f}" for k, v in result["adversarial"].items())
-         + (" | AutoAttack " + " ".join(f"{k} {v:.4f}" for k, v in auto.items()) if auto else "")
-         + f" | MNIST-C mean {mc['mean_acc']:.4f}, worst {mc['worst']} "
-           f"{mc['worst_acc']:.4f} | Fashion-MNIST AUROC {ood['fashion_mnist']:.4f}")
+    _log(
+        f"clean {result['clean']['acc']:.4f} | "
+        + " ".join(f"{k} {v:.4f}" for k, v in result["adversarial"].items())
+        + (" | AutoAttack " + " ".join(f"{k} {v:.4f}" for k, v in auto.items()) if auto else "")
+        + f" | MNIST-C mean {mc['mean_acc']:.4f}, worst {mc['worst']} "
+        f"{mc['worst_acc']:.4f} | Fashion-MNIST AUROC {ood['fashion_mnist']:.4f}"
+    )
     _log(f"wrote {out_json}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}")
 
 
@@ -326,8 +371,7 @@ def _corruption_examples(x, names, seed: int) -> list:
 
     from pipeline.robustness.corruptions import get_corruption
 
-    return [("clean", x[0, 0])] + [(n, get_corruption(n)(x, torch.Generator().manual_seed(seed))[0, 0])
-                                   for n in names]
+    return [("clean", x[0, 0])] + [(n, get_corruption(n)(x, torch.Generator().manual_seed(seed))[0, 0]) for n in names]
 
 
 def _adversarial_examples(model, x, y, r: DictConfig):
@@ -338,8 +382,16 @@ def _adversarial_examples(model, x, y, r: DictConfig):
 
     n, eps = min(r.examples, len(y)), float(max(r.eps))
     clean, labels = x[:n], y[:n]
-    adv = pgd(model, clean, labels, eps, steps=r.pgd.steps, step_size=r.pgd.step_size,
-              random_start=r.pgd.random_start, generator=torch.Generator().manual_seed(r.seed))
+    adv = pgd(
+        model,
+        clean,
+        labels,
+        eps,
+        steps=r.pgd.steps,
+        step_size=r.pgd.step_size,
+        random_start=r.pgd.random_start,
+        generator=torch.Generator().manual_seed(r.seed),
+    )
     with torch.no_grad():
         clean_pred, adv_pred = model(clean).argmax(1), model(adv).argmax(1)
     return clean.cpu(), adv.cpu(), labels.cpu(), clean_pred.cpu(), adv_pred.cpu(), eps

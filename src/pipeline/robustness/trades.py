@@ -20,8 +20,9 @@ def _kl(logits_adv: torch.Tensor, probs_clean: torch.Tensor) -> torch.Tensor:
     return F.kl_div(F.log_softmax(logits_adv, dim=1), probs_clean, reduction="none").sum(dim=1)
 
 
-def trades_perturb(model: torch.nn.Module, x: torch.Tensor, eps: float, steps: int = 10,
-                   step_size: float | None = None) -> torch.Tensor:
+def trades_perturb(
+    model: torch.nn.Module, x: torch.Tensor, eps: float, steps: int = 10, step_size: float | None = None
+) -> torch.Tensor:
     """Images within eps of ``x`` that maximise the KL from the clean prediction."""
     eps = check_eps(eps)
     x = x.detach()
@@ -41,8 +42,7 @@ def trades_perturb(model: torch.nn.Module, x: torch.Tensor, eps: float, steps: i
     return x_adv.detach()
 
 
-def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
-                beta: float) -> torch.Tensor:
+def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
     """Mean of cross-entropy on clean images plus beta * KL(clean || adversarial)."""
     natural = F.cross_entropy(logits_clean, y)
     robust = _kl(logits_adv, F.softmax(logits_clean, dim=1)).mean()
