@@ -257,7 +257,14 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         return task(cfg)
 
     sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
-    return app()
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    try:
+        return app()
+    except (ConfigCompositionException, OverrideParseException) as err:
+        # Hydra prints these itself, unless it believes a debugger runs (any tracer, coverage
+        # included): then it raises them. Either way the user gets one message, no traceback.
+        sys.exit(f"error: {err}")
 
 
 def stage_main(
