@@ -92,6 +92,28 @@ def test_integrity_check_finds_damage_inside_the_file(db):
     assert store.backups(db) == []  # a damaged store never rotates out a good backup
 
 
+def test_a_writer_killed_mid_transaction_is_not_damage(tmp_path):
+    """A hot journal (a writer died inside a transaction) is rolled back, not reported as damage."""
+    live = tmp_path / "live.db"
+    con = sqlite3.connect(live)
+    con.execute("CREATE TABLE t (x BLOB)")
+    con.executemany("INSERT INTO t VALUES (?)", [(os.urandom(4000),) for _ in range(200)])
+    con.commit()
+    con.execute("PRAGMA cache_size=1")  # pages spill into the journal before the commit
+    con.execute("BEGIN")
+    con.execute("UPDATE t SET x = zeroblob(4000)")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for name in ("live.db", "live.db-journal"):  # the files as a killed process leaves them
+        shutil.copy(tmp_path / name, killed / name)
+    con.rollback()
+    con.close()
+    db = killed / "live.db"
+    assert (killed / "live.db-journal").stat().st_size > 0
+    assert store.integrity_problems(db, quick=True) == []
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t WHERE x = zeroblob(4000)").fetchone() == (0,)
+
+
 def test_restore_writes_nothing_half_way(db, monkeypatch):
     store.backup(db)
     before = db.read_bytes()

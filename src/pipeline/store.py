@@ -99,7 +99,25 @@ def header_problem(db: Path) -> str | None:
     return None
 
 
+def _roll_back_interrupted_write(db: Path) -> None:
+    """A writer killed mid-transaction leaves a hot journal that only a read-write connection may roll
+    back (SQLite does so on its first read); read-only, the store would look damaged ('attempt to
+    write a readonly database') when it is merely interrupted."""
+    journal = db.with_name(db.name + "-journal")
+    if not (journal.is_file() and journal.stat().st_size):
+        return
+    try:
+        con = sqlite3.connect(db, timeout=30)
+        try:
+            con.execute("PRAGMA schema_version").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        pass  # a read-only folder: the read-only check then reports what it finds
+
+
 def _connect_readonly(db: Path) -> sqlite3.Connection:
+    _roll_back_interrupted_write(db)
     return sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
 
 
