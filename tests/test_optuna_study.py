@@ -48,7 +48,10 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
 
 
 def trials_by_state(storage: str) -> dict[str, list]:
-    study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    try:
+        study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+    except KeyError:  # the database exists, the study row not yet: nothing has run
+        return {}
     found: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False):
         found.setdefault(t.state.name, []).append(t)
