@@ -56,3 +56,34 @@ def test_one_client_per_store(store, tmp_path):
     uri, _ = store
     assert tracking.client(uri) is tracking.client(uri)
     assert tracking.client(uri) is not tracking.client(f"sqlite:///{tmp_path}/other.db")
+
+
+_LOG_SAME_DATASET = """
+import sys, time
+from pipeline import tracking
+uri, experiment, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+run = tracking.client(uri).create_run(experiment)
+while time.time() < start:  # every job logs at the same instant, as a sweep's first epoch does
+    pass
+tracking.log_dataset(uri, run.info.run_id, "mnist", "0123abcd", {"path": "data"}, {"num_rows": 1})
+"""
+
+
+def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
+    """MLflow's check-then-insert of a dataset row races between processes (a parallel sweep on a
+    fresh store); every job must still record its input."""
+    import subprocess
+    import sys
+    import time
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment = tracking.client(uri).create_experiment("race")
+    start = str(time.time() + 8)  # after every process has imported and created its run
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", _LOG_SAME_DATASET, uri, experiment, start], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in jobs]
+    assert all(p.returncode == 0 for p in jobs), [e[-300:] for e in errors if e]
+    runs = tracking.client(uri).search_runs([experiment])
+    assert len(runs) == 6 and all([d.dataset.name for d in r.inputs.dataset_inputs] == ["mnist"] for r in runs)

@@ -403,7 +403,24 @@ def log_dataset(
     dataset = Dataset(
         name=name, digest=digest, source_type="http", source=json.dumps(dict(source)), profile=json.dumps(dict(profile))
     )
-    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+    inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
+    # MLflow looks the dataset row up, then inserts it: jobs starting together on a fresh experiment
+    # race on that insert and all but one hit the unique key. The transaction rolled back, so a
+    # retry finds the winner's row and only adds this run's input.
+    for attempt in range(5):
+        try:
+            client(uri).log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as err:
+            if attempt == 4 or not _lost_insert_race(err):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _lost_insert_race(err: BaseException) -> bool:
+    """A unique-key violation, as SQLite and PostgreSQL word it (directly or through a tracking server)."""
+    text = str(err).lower()
+    return "unique constraint" in text or "duplicate key" in text
 
 
 def log_model(
