@@ -48,8 +48,11 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
 
 
 def trials_by_state(storage: str) -> dict[str, list]:
+    from hydra_plugins.pipeline_optuna_sweeper.sweeper import open_storage
+
     try:
-        study = optuna.load_study(study_name="mnist-mlp", storage=storage)
+        # open_storage waits out a worker that is creating the database's tables right now
+        study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
     except KeyError:  # the database exists, the study row not yet: nothing has run
         return {}
     found: dict[str, list] = {}

@@ -79,10 +79,11 @@ def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp
 def test_mlflow_pyfunc_serves_the_same_logits(registered):
     import mlflow.pyfunc
 
+    from pipeline import tracking
+
     uri, _, _, xt, _, logits = registered
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    served = mlflow.pyfunc.load_model("models:/mnist-mlp@champion").predict(xt.numpy())
+    with tracking.fluent_store(uri):  # as a user would set it, without leaving it set for other tests
+        served = mlflow.pyfunc.load_model("models:/mnist-mlp@champion").predict(xt.numpy())
     assert torch.allclose(torch.from_numpy(served), logits, atol=1e-5)
 
 

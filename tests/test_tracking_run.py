@@ -87,3 +87,23 @@ def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
     assert all(p.returncode == 0 for p in jobs), [e[-300:] for e in errors if e]
     runs = tracking.client(uri).search_runs([experiment])
     assert len(runs) == 6 and all([d.dataset.name for d in r.inputs.dataset_inputs] == ["mnist"] for r in runs)
+
+
+def test_logging_a_model_leaves_no_store_behind_in_the_process(store, tmp_path, monkeypatch):
+    """MLflow's fluent API is pointed at a store for one call only: a later client of another
+    store must not read the first one's registry, nor a later subprocess inherit it."""
+    import os
+
+    import torch
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uri, cfg = store
+    run_id, _ = tracking.start_run(cfg, "test")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    assert tracking.log_model(uri, run_id, model, {"name": "linear"}, "mnist-leak") == "1"
+    assert [m.name for m in MlflowClient(uri, registry_uri=uri).search_registered_models()] == ["mnist-leak"]
+    other = f"sqlite:///{tmp_path}/other.db"
+    assert MlflowClient(other).search_registered_models() == []
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ

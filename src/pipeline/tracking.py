@@ -423,6 +423,35 @@ def _lost_insert_race(err: BaseException) -> bool:
     return "unique constraint" in text or "duplicate key" in text
 
 
+@contextlib.contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (pyfunc.log_model, artifact downloads) at `uri` for one call.
+
+    That API reads a process-wide store, and setting it also exports MLFLOW_TRACKING_URI and
+    MLFLOW_REGISTRY_URI to every later subprocess: left set, a process that works with two
+    stores (a test session, a notebook) would read the registry of the first in the second.
+    Everything is put back afterwards.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None: unset, as before
+        mlflow.set_registry_uri(saved_registry)  # type: ignore[arg-type]
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def log_model(
     uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
 ) -> str | None:
@@ -448,9 +477,7 @@ def log_model(
         output = model.eval()(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
     requirements = [f"{name}=={installed(name)}" for name in ("torch", "numpy", "mlflow")]
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+    with fluent_store(uri), tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -468,19 +495,16 @@ def download_model(uri: str, model_uri: str, dst: str | Path) -> Path:
     """Fetch a logged or registered model's folder (models:/name@alias, models:/name/3, runs:/id/model)."""
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    with fluent_store(uri):
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
 
 
 def load_exported_model(uri: str, model_uri: str) -> Any:
     """A model logged by earlier versions of this pipeline (mlflow.pytorch, torch.export format)."""
-    import mlflow
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.pytorch.load_model(model_uri)
+    with fluent_store(uri):
+        return mlflow.pytorch.load_model(model_uri)
 
 
 def write_run_ref(run_dir: str | Path, run_id: str, uri: str, **extra: Any) -> Path:
