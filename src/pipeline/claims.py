@@ -505,6 +505,22 @@ def load_remedy(results_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _square_check(checks: dict) -> str:
+    """The black-box check in words: Square alone against the white-box attacks together."""
+    if "square_extra_fooled" not in checks:
+        return "Square: AutoAttack not run on these images."
+    verdict = (
+        f"Square alone (black-box, 5,000 queries) leaves {_pct(checks['square_alone_acc'], 1)}, the white-box "
+        f"attacks together {_pct(checks['white_box_acc'], 1)} - not stronger: {checks['square_not_stronger']}. "
+        if "square_not_stronger" in checks
+        else "Square alone: not run (part `square`). "
+    )
+    return verdict + (
+        f"Run last inside AutoAttack, Square fooled {_pct(checks['square_extra_fooled'], 1)} more of the images "
+        "the white-box attacks had left."
+    )
+
+
 def remedy_claim(remedy: dict | None) -> Claim | None:
     """The robust model beside Madry, Wong and TRADES, with its training time on this machine."""
     if not remedy:
@@ -581,13 +597,7 @@ def remedy_claim(remedy: dict | None) -> Claim | None:
                         f"monotone: {checks['monotone_in_eps']}, near 0 at eps {checks['max_eps']:g}: "
                         f"{checks['near_zero_at_max_eps']}. More PGD steps x restarts "
                         f"at eps {sanity.get('eps', 0.3):g} "
-                        f"({strength}) never help: {checks['stronger_attack_never_helps']}. "
-                        + (
-                            f"Square (black-box) fooled {_pct(checks['square_extra_fooled'], 1)} beyond the white-box "
-                            f"attacks - not stronger: {checks['square_not_stronger']}."
-                            if "square_not_stronger" in checks
-                            else "Square: AutoAttack not run on these images."
-                        )
+                        f"({strength}) never help: {checks['stronger_attack_never_helps']}. " + _square_check(checks)
                     ),
                 )
             )

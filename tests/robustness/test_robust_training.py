@@ -100,13 +100,15 @@ def test_sanity_checks_flag_each_failure():
     curve = [{"eps": e, "pgd": a} for e, a in ((0.0, 0.99), (0.1, 0.97), (0.3, 0.9), (0.5, 0.01))]
     strength = [{"steps": 10, "restarts": 1, "pgd": 0.92}, {"steps": 50, "restarts": 10, "pgd": 0.90}]
     auto = {"apgd-ce": 0.91, "apgd-t": 0.89, "fab-t": 0.89, "square": 0.889, "final": 0.889}
-    ok = sanity_checks(curve, strength, auto)
-    assert ok["passed"] and ok["square_extra_fooled"] == pytest.approx(0.001)
+    ok = sanity_checks(curve, strength, auto, square_alone=0.93)
+    assert ok["passed"] and ok["square_not_stronger"] and ok["white_box_acc"] == 0.89
+    assert ok["square_extra_fooled"] == pytest.approx(0.001)  # reported: the attacks complement each other
 
     masked = [{"eps": e, "pgd": a} for e, a in ((0.0, 0.99), (0.1, 0.97), (0.3, 0.98), (0.5, 0.40))]
-    bad = sanity_checks(masked, strength[::-1], {**auto, "square": 0.80})
+    bad = sanity_checks(masked, strength[::-1], {**auto, "square": 0.80}, square_alone=0.85)
     assert not bad["monotone_in_eps"] and not bad["near_zero_at_max_eps"]
     assert not bad["stronger_attack_never_helps"] and not bad["square_not_stronger"] and not bad["passed"]
+    assert "square_not_stronger" not in sanity_checks(curve, strength, auto)  # Square alone not run: no verdict
 
 
 def test_shards_merge_weighted_by_image_count():
@@ -115,3 +117,26 @@ def test_shards_merge_weighted_by_image_count():
     merged = merge_shards([a, b])
     assert merged["images"] == 1000 and merged["shards"] == 2 and merged["seconds"] == 15.0
     assert merged["acc"] == pytest.approx(0.86) and merged["by_attack"]["apgd-ce"] == pytest.approx(0.91)
+
+
+def test_gather_judges_square_alone_against_the_white_box_attacks(tmp_path):
+    import json
+
+    from pipeline.robustness.remedy import gather, part_path
+
+    def write(part, data, shard=None):
+        path = part_path(tmp_path, part, 0.3, shard)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"eps": 0.3, "seconds": 1.0, **data}))
+
+    curve = [{"eps": 0.0, "pgd": 0.99}, {"eps": 0.5, "pgd": 0.0}]
+    write("sanity", {"images": 1000, "eps_curve": curve, "strength": [{"steps": 10, "restarts": 1, "pgd": 0.9}]})
+    auto = {"apgd-ce": 0.92, "apgd-t": 0.91, "fab-t": 0.90, "square": 0.88, "final": 0.88}
+    write("autoattack", {"acc": 0.88, "images": 1000, "by_attack": auto})
+    checks = gather(tmp_path)["checks_eps0.3"]
+    assert "square_not_stronger" not in checks and checks["passed"]  # no verdict before Square alone ran
+    write("square", {"acc": 0.95, "images": 500})
+    write("square", {"acc": 0.93, "images": 500}, shard=(500, 1000))
+    checks = gather(tmp_path)["checks_eps0.3"]
+    assert checks["square_alone_acc"] == pytest.approx(0.94) and checks["white_box_acc"] == 0.90
+    assert checks["square_not_stronger"] and checks["square_extra_fooled"] == pytest.approx(0.02)

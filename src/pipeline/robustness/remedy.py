@@ -6,6 +6,7 @@ run side by side, then recorded once.
     python -m pipeline.robustness.remedy RUN_DIR pgd --eps 0.3          # PGD-50, 10 restarts, all 10,000 images
     python -m pipeline.robustness.remedy RUN_DIR autoattack --eps 0.3   # AutoAttack standard, first 1,000 images
     python -m pipeline.robustness.remedy RUN_DIR sanity --eps 0.3       # gradient-masking checks, first 1,000 images
+    python -m pipeline.robustness.remedy RUN_DIR square --eps 0.3       # Square alone (black-box), first 1,000 images
     python -m pipeline.robustness.remedy RUN_DIR record --preset robust_pgd
 
 Each part writes RUN_DIR/remedy/<part>[_eps<eps>].json (its number, image count and
@@ -23,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-PARTS = ("clean", "fgsm", "pgd", "autoattack", "sanity", "record")
+PARTS = ("clean", "fgsm", "pgd", "autoattack", "square", "sanity", "record")
+# Parts measured on the first 1,000 test images (AutoAttack's convention); the others on all 10,000.
+FIRST_THOUSAND = ("autoattack", "square", "sanity")
 TEST_IMAGES = 10_000
 
 
@@ -71,6 +74,9 @@ def compute_part(part: str, model, x, y, eps: float, batch_size: int = 1000) -> 
     elif part == "autoattack":
         by_attack = autoattack_by_attack(model, x, y, eps, device="cpu", version="standard", batch_size=batch_size)
         result = {"acc": by_attack["final"], "by_attack": by_attack, "version": "standard"}
+    elif part == "square":  # AutoAttack's Square (5,000 queries) alone, for the black-box check
+        alone = autoattack_by_attack(model, x, y, eps, device="cpu", version="custom", attacks=["square"])
+        result = {"acc": alone["final"], "queries": 5000}
     elif part == "sanity":
         result = {
             "eps_curve": literature.eps_curve(model, x, y, batch_size=batch_size),
@@ -120,7 +126,8 @@ def gather(run_dir: Path) -> dict:
     for key, part in parts.items():
         if key.startswith("sanity"):
             auto = parts.get(key.replace("sanity", "autoattack"), {}).get("by_attack")
-            result[key.replace("sanity", "checks")] = sanity_checks(part["eps_curve"], part["strength"], auto)
+            square = parts.get(key.replace("sanity", "square"), {}).get("acc")
+            result[key.replace("sanity", "checks")] = sanity_checks(part["eps_curve"], part["strength"], auto, square)
     return result
 
 
@@ -159,7 +166,10 @@ def _args(argv):
     p.add_argument("part", choices=PARTS)
     p.add_argument("--eps", type=float, default=0.3, help="L-inf radius, pixel scale (default 0.3)")
     p.add_argument(
-        "--n", type=int, default=None, help="first N test images (default: 10,000; 1,000 for autoattack and sanity)"
+        "--n",
+        type=int,
+        default=None,
+        help=f"first N test images (default: 10,000; 1,000 for {', '.join(FIRST_THOUSAND)})",
     )
     p.add_argument(
         "--start",
@@ -197,7 +207,7 @@ def main(argv=None) -> None:
             flush=True,
         )
         return
-    n = args.n or (1000 if args.part in ("autoattack", "sanity") else TEST_IMAGES)
+    n = args.n or (1000 if args.part in FIRST_THOUSAND else TEST_IMAGES)
     from pipeline.data import DataError
 
     try:
