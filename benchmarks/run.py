@@ -3,7 +3,8 @@
     python -m benchmarks                       # all default benchmarks, 5 repeats (~10 min on 2 cores)
     python -m benchmarks --quick               # tiny sizes, seconds each (what the tests run)
     python -m benchmarks --only data,loop      # a selection
-    python -m benchmarks --full --dvc          # add the CNN to 99.5 % and the pipeline's stages (long)
+    python -m benchmarks --full --dvc          # add the CNN to 99.5 %, the whole test suite and
+                                               # `dvc repro` stage by stage on a fresh clone (long)
 
 Writes the results as JSON (--out, default benchmarks/results/latest.json) and the table as markdown
 beside it (same name, .md). Benchmarks print their training logs to a .log file beside them.
@@ -36,6 +37,7 @@ BENCHMARKS = {  # name -> module
     "attack": "attack_cost",
     "choices": "choices",
     "gpu": "gpu",
+    "tests": "suite",
 }
 
 
@@ -50,7 +52,11 @@ def parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): a smoke test, not a measurement")
     p.add_argument("--repeats", type=int, default=5, help="repeats per measurement, interleaved A/B (default 5)")
-    p.add_argument("--full", action="store_true", help="also the CNN (experiment=cnn) to 99.5%% (~5 min on a CPU)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="also the CNN (experiment=cnn) to 99.5%% (~5 min on a CPU) and the whole test suite (~40 min)",
+    )
     p.add_argument(
         "--dvc",
         action="store_true",

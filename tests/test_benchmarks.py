@@ -216,3 +216,12 @@ def test_runner_rejects_unknown_benchmarks():
 
     with pytest.raises(SystemExit):
         run.parse(["--only", "data,nope"])
+
+
+def test_suite_rows_time_a_real_pytest_process():
+    from benchmarks import suite
+
+    seconds, summary = suite._pytest("tests/test_metrics.py")
+    assert summary.startswith("1 passed") and seconds > 0
+    (quick,) = suite.run(quick=True)
+    assert quick["checks"].get("skipped")
