@@ -73,3 +73,17 @@ def test_remedy_json_is_not_taken_for_a_preset_sweep(tmp_path):
     (tmp_path / "claim_mlp.json").write_text(json.dumps({"preset": "claim_mlp", "jobs": []}))
     assert list(load_results(tmp_path)) == ["claim_mlp"]
     assert load_remedy(tmp_path)["preset"] == "robust_pgd"
+
+
+def test_the_recorded_remedy_is_judged_by_todays_checks():
+    """reports/results/remedy.json is committed: a stale record (checks of an older rule) breaks the report."""
+    from pathlib import Path
+
+    from pipeline.robustness.remedy import checks_of
+
+    recorded = load_remedy(Path(__file__).resolve().parents[1] / "reports" / "results")
+    assert recorded is not None, "reports/results/remedy.json is missing"
+    judged = {key: value for key, value in recorded.items() if key.startswith("checks")}
+    assert judged == checks_of(recorded["parts"]), "re-record it: python -m pipeline.robustness.remedy RUN_DIR record"
+    claim = remedy_claim(recorded)
+    assert claim.measured and claim.verdict

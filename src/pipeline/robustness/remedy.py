@@ -116,19 +116,24 @@ def merge_shards(shards: list[dict]) -> dict:
 
 def gather(run_dir: Path) -> dict:
     """Every finished part (shards merged), keyed as in remedy.json, plus the sanity verdicts."""
-    from pipeline.robustness.literature import sanity_checks
-
     grouped: dict[str, list[dict]] = {}
     for p in sorted((run_dir / "remedy").glob("*.json")):
         grouped.setdefault(p.stem.split("@")[0], []).append(json.loads(p.read_text()))
     parts = {key: merge_shards(found) if len(found) > 1 else found[0] for key, found in grouped.items()}
-    result = {"parts": parts}
+    return {"parts": parts, **checks_of(parts)}
+
+
+def checks_of(parts: dict) -> dict:
+    """The gradient-masking verdicts, one `checks_eps*` entry per radius with a sanity part."""
+    from pipeline.robustness.literature import sanity_checks
+
+    checks = {}
     for key, part in parts.items():
         if key.startswith("sanity"):
             auto = parts.get(key.replace("sanity", "autoattack"), {}).get("by_attack")
             square = parts.get(key.replace("sanity", "square"), {}).get("acc")
-            result[key.replace("sanity", "checks")] = sanity_checks(part["eps_curve"], part["strength"], auto, square)
-    return result
+            checks[key.replace("sanity", "checks")] = sanity_checks(part["eps_curve"], part["strength"], auto, square)
+    return checks
 
 
 def record(run_dir: Path, preset: str, results_dir: Path) -> dict:
