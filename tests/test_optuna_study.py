@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
+from sqlalchemy.exc import OperationalError
 
 optuna = pytest.importorskip("optuna", minversion="4.0")
 
@@ -97,18 +98,20 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     proc = start(sweep_args(tmp_path, storage, uri, mnist_root, 3, "first"), tmp_path, tmp_path / "first.log")
     try:
         # Kill the worker (SIGKILL: no clean-up at all) while trial 1 trains, after trial 0 finished.
+        # The worker is frozen while the study is read, so trial 1 cannot finish between read and kill.
         deadline = time.monotonic() + 300
         while True:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the first worker never reached its second trial"
-            if (tmp_path / "study.db").exists():
-                with_state = trials_by_state(storage)
-                if (
-                    with_state.get("COMPLETE")
-                    and any(t.number == 1 for t in with_state.get("RUNNING", []))
-                    and (tmp_path / "first" / "trial-1" / "run.json").is_file()
-                ):
+            if (tmp_path / "first" / "trial-1" / "run.json").is_file():
+                os.killpg(proc.pid, signal.SIGSTOP)
+                try:
+                    with_state = trials_by_state(storage)
+                except OperationalError:  # frozen inside a write: let it finish and look again
+                    with_state = {}
+                if with_state.get("COMPLETE") and [t.number for t in with_state.get("RUNNING", [])] == [1]:
                     break
+                os.killpg(proc.pid, signal.SIGCONT)
             time.sleep(0.2)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
