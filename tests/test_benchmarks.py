@@ -52,6 +52,7 @@ def check_rows(rows: list[dict], benchmark: str | tuple[str, ...]) -> list[dict]
     return [r for r in rows if not r["checks"].get("skipped")]
 
 
+@pytest.mark.slow
 def test_data_path(mnist_root):
     from benchmarks import data_path
 
@@ -75,6 +76,7 @@ def test_torchvision_folder_is_what_torchvision_reads(mnist_root, tmp_path):
     assert len(ds) == 10000 and torch.equal(ds.data, images) and torch.equal(ds.targets, labels)
 
 
+@pytest.mark.slow
 def test_loop_trains_the_same_weights_as_the_plain_loop():
     from benchmarks import loop
 
@@ -99,6 +101,7 @@ def test_time_to_accuracy():
     assert any("--full" in r["note"] for r in rows)  # the CNN run is opt-in
 
 
+@pytest.mark.slow
 def test_startup_rejects_bad_config_without_torch():
     from benchmarks import startup
 
@@ -107,6 +110,7 @@ def test_startup_rejects_bad_config_without_torch():
     assert all(r["checks"]["torch_imported"] is False for r in rows)
 
 
+@pytest.mark.slow
 def test_attack_cost():
     from benchmarks import attack_cost
 
@@ -128,6 +132,7 @@ def test_plain_pgd_stays_in_the_eps_ball():
     assert (adv - x).abs().max() <= 0.1 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
 
 
+@pytest.mark.slow
 def test_choices_are_accuracy_neutral_where_claimed():
     from benchmarks import choices
 
@@ -153,6 +158,7 @@ def test_compile_row_reports_a_result_or_the_failure():
         assert r["checks"]["same_logits"] and r["checks"]["compile_s"] > 0
 
 
+@pytest.mark.slow
 def test_bare_script_learns(mnist_root):
     """The baseline of the whole-command row is a real training: it must learn, or the ratio means nothing."""
     import subprocess
@@ -218,6 +224,7 @@ def test_runner_rejects_unknown_benchmarks():
         run.parse(["--only", "data,nope"])
 
 
+@pytest.mark.slow
 def test_suite_rows_time_a_real_pytest_process():
     from benchmarks import suite
 

@@ -138,6 +138,7 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     assert {"report/report.md", "report/report.html", "report/figures"} <= logged
 
 
+@pytest.mark.slow
 def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path, mnist_root):
     """Lightning restarts DDP ranks from sys.argv; inside a multirun that must not relaunch the sweep."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -99,6 +99,7 @@ def compose_and_validate(overrides: list[str]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(override, min_size=1, max_size=3))
+@pytest.mark.slow
 def test_random_overrides_validate_or_give_a_clear_error(overrides):
     try:
         compose_and_validate(overrides)

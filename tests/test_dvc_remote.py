@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 from conftest import run_module
 from test_end_to_end import _dvc, _project_copy
 
@@ -25,6 +26,7 @@ def _git(cwd, *args):
     return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_push_then_pull_on_a_fresh_clone_restores_the_outputs(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     params = run_module(

@@ -34,6 +34,7 @@ def tiny_run(tmp_path_factory, mnist_root):
     return run_dir, uri, out
 
 
+@pytest.mark.slow
 def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     run_dir, uri, out = tiny_run
     assert "[train] epoch 2/2" in out.stdout and "[evaluate] test/acc=" in out.stdout
@@ -83,6 +84,7 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
     assert tags["mlflow.user"]
 
 
+@pytest.mark.slow
 def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_root):
     run_dir, uri, _ = tiny_run
     out = run_module(
@@ -123,6 +125,7 @@ def test_bad_robustness_settings_are_refused_before_work(tmp_path):
     assert "valid: fgsm, pgd" in out.stderr
 
 
+@pytest.mark.slow
 def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
@@ -138,6 +141,7 @@ def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
     assert _only_run(uri)[1].info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
@@ -189,6 +193,7 @@ def _dvc(project, *args, timeout=900):
     return subprocess.run([*dvc, *args], cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     params = run_module(
@@ -215,6 +220,7 @@ def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_pat
     assert run.data.tags["dvc.stage"] == "train" and run.data.metrics["test/acc"] == metrics["test"]["acc"]
 
 
+@pytest.mark.slow
 def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     out = _dvc(
@@ -245,6 +251,7 @@ def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     assert shown.returncode == 0 and "linear" in shown.stdout
 
 
+@pytest.mark.slow
 def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx_dir):
     import signal
     import time
@@ -287,6 +294,7 @@ def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx
     assert "Running stage" not in _dvc(project, "repro").stdout
 
 
+@pytest.mark.slow
 def test_dvc_queue_runs_experiments_into_the_projects_mlflow_store(tmp_path, idx_dir):
     """`dvc exp run --queue` + `dvc queue start`: runs happen in temporary copies of the repository,
     and their MLflow runs must still land in the project's own store."""

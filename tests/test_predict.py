@@ -85,6 +85,7 @@ def _check(stdout: str, labels, expected, confidence) -> None:
     assert (classes == labels).mean() >= 0.9  # and it is mostly right
 
 
+@pytest.mark.slow
 def test_checkpoint_classifies_test_digits_in_every_form(trained, digits):
     tmp, _ = trained
     folder, labels, expected, confidence = digits
@@ -93,6 +94,7 @@ def test_checkpoint_classifies_test_digits_in_every_form(trained, digits):
     _check(out.stdout, labels, expected, confidence)
 
 
+@pytest.mark.slow
 def test_registered_champion_classifies_the_same(trained, digits):
     tmp, uri = trained
     folder, labels, expected, confidence = digits
@@ -108,6 +110,7 @@ def test_registered_champion_classifies_the_same(trained, digits):
     assert out.stdout.startswith(f"{one}: {expected[0]} (probability ") and out.stdout.count("then") == 2
 
 
+@pytest.mark.slow
 def test_fit_handles_a_large_dark_on_light_scan(trained, digits, mnist_root):
     from pipeline.data import load_split
 
@@ -132,6 +135,7 @@ def test_fit_handles_a_large_dark_on_light_scan(trained, digits, mnist_root):
     assert [got[f"scan{i}.png"][0] for i in sure] == [int(expected[i]) for i in sure]
 
 
+@pytest.mark.slow
 def test_bad_input_is_refused_clearly_before_loading_a_model(tmp_path, trained):
     _, uri = trained
     (tmp_path / "letter.png").write_text("Dear reader, this is not a picture.")

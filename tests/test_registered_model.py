@@ -48,6 +48,7 @@ def registered(tmp_path_factory, mnist_root):
     return uri, run_id, version, xt, yt, logits
 
 
+@pytest.mark.slow
 def test_champion_loads_as_an_ordinary_module_with_the_same_outputs(registered):
     from pipeline.registry import load_model
 
@@ -87,6 +88,7 @@ def test_mlflow_pyfunc_serves_the_same_logits(registered):
     assert torch.allclose(torch.from_numpy(served), logits, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_art_pgd_attacks_the_loaded_champion(registered):
     """IBM ART's PGD on the registry's nn.Module, unwrapped: perturbations stay within eps, and they work."""
     pytest.importorskip("art", reason="adversarial-robustness-toolbox is a test extra")

@@ -73,6 +73,7 @@ def test_versions_without_a_score_or_with_a_deleted_run_do_not_compete(store):
     assert update_champion(uri, "mnist-not-registered") is None
 
 
+@pytest.mark.slow
 def test_registry_command_lists_versions_scores_and_aliases(store, tmp_path):
     uri, _client, add = store
     add(0.9)

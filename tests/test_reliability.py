@@ -44,6 +44,7 @@ def reference(tmp_path_factory, mnist_root):
     return _train(tmp_path_factory.mktemp("reference"), mnist_root, "reference")[0]
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_metrics(tmp_path, mnist_root, reference):
     again, _, _ = _train(tmp_path, mnist_root, "again")
     assert _history(again) == _history(reference)
@@ -53,6 +54,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, mnist_root, refer
     )
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, mnist_root, reference):
     run_dir = tmp_path / "killed"
     uri = f"sqlite:///{tmp_path}/killed.db"
@@ -94,6 +96,7 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
     assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "val/acc")) == 4
 
 
+@pytest.mark.slow
 def test_diverging_loss_stops_with_a_clear_message_and_a_failed_run(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
@@ -114,6 +117,7 @@ def test_diverging_loss_stops_with_a_clear_message_and_a_failed_run(tmp_path, mn
     assert not (tmp_path / "nan" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tmp_path, mnist_root):
     secret = "s3cr3t-token-value-42"
     env = {"MY_API_TOKEN": secret, "AWS_SECRET_ACCESS_KEY": secret}
@@ -133,6 +137,7 @@ def test_secrets_are_never_logged_and_a_finished_run_is_retrained_not_resumed(tm
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mnist_root, sig):
     run_dir = tmp_path / "run"
     uri = f"sqlite:///{tmp_path}/mlflow.db"

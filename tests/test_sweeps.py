@@ -45,6 +45,7 @@ def _check_parent_and_children(uri, n):
         assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
 
 
+@pytest.mark.slow
 def test_eight_jobs_four_at_a_time_on_the_default_sqlite_store(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     _sweep(tmp_path, mnist_root, uri, range(1, 9), n_jobs=4)
@@ -76,6 +77,7 @@ def mlflow_server(tmp_path):
         yield url
 
 
+@pytest.mark.slow
 def test_eight_jobs_four_at_a_time_against_an_mlflow_server_on_loopback(tmp_path, mnist_root, mlflow_server):
     _sweep(tmp_path, mnist_root, mlflow_server, range(1, 9), n_jobs=4)
     _check_parent_and_children(mlflow_server, 8)

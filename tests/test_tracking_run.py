@@ -69,6 +69,7 @@ tracking.log_dataset(uri, run.info.run_id, "mnist", "0123abcd", {"path": "data"}
 """
 
 
+@pytest.mark.slow
 def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
     """MLflow's check-then-insert of a dataset row races between processes (a parallel sweep on a
     fresh store); every job must still record its input."""
@@ -89,6 +90,7 @@ def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
     assert len(runs) == 6 and all([d.dataset.name for d in r.inputs.dataset_inputs] == ["mnist"] for r in runs)
 
 
+@pytest.mark.slow
 def test_logging_a_model_leaves_no_store_behind_in_the_process(store, tmp_path, monkeypatch):
     """MLflow's fluent API is pointed at a store for one call only: a later client of another
     store must not read the first one's registry, nor a later subprocess inherit it."""

@@ -131,6 +131,7 @@ def mlflow_server(postgres, tmp_path_factory):
         yield url, artifacts, tmp / "server.log"
 
 
+@pytest.mark.slow
 def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, postgres, tmp_path, mnist_root):
     url, artifacts, server_log = mlflow_server
     run_dir = tmp_path / "run"
@@ -186,6 +187,7 @@ def test_server_tracking_config_names_a_server(tmp_path):
     assert out.returncode == 0 and "uri: http://127.0.0.1:5000" in out.stdout
 
 
+@pytest.mark.slow
 def test_multinode_trainer_and_slurm_launcher_compose():
     """Configured, not run: there is no SLURM cluster here. The pieces must at least fit together."""
     from hydra import compose, initialize_config_dir

@@ -100,6 +100,7 @@ def ui(two_runs):
         yield base, port, tmp / "ui.log"
 
 
+@pytest.mark.slow
 def test_ui_command_prints_the_url_and_binds_loopback_only(ui):
     base, port, log = ui
     assert f"open {base}" in log.read_text()
@@ -122,6 +123,7 @@ def test_ui_help_is_fast_and_needs_no_store(tmp_path):
     assert "--host 127.0.0.1" in out.stdout and f"file://{tmp_path}/mlartifacts" in out.stdout
 
 
+@pytest.mark.slow
 def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compares_two(two_runs, ui):
     from playwright.sync_api import expect, sync_playwright
 
@@ -240,6 +242,7 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
     assert len(list(shots.glob("*.png"))) == 8
 
 
+@pytest.mark.slow
 def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
     """`python -m pipeline.ui --basic-auth`: no password or a wrong one -> 401; the admin's -> 200."""
     import base64

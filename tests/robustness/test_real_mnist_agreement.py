@@ -28,6 +28,7 @@ def seed_mlp_and_test_images(mnist_root):
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+@pytest.mark.slow
 def test_pgd_robust_accuracy_matches_art_within_one_point(seed_mlp_and_test_images, eps):
     pytest.importorskip("art")
     from art.attacks.evasion import ProjectedGradientDescent

@@ -84,6 +84,7 @@ def _mnist_c_folder(root, corruptions: dict[str, tuple[np.ndarray, np.ndarray]])
     return root
 
 
+@pytest.mark.slow
 def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_smallconv, tmp_path):
     from omegaconf import OmegaConf
 

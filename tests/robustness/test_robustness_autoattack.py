@@ -11,6 +11,7 @@ from pipeline.robustness.attacks import accuracy_under_attack, pgd
 from pipeline.robustness.autoattack import autoattack_accuracy
 
 
+@pytest.mark.slow
 def test_apgd_ce_is_at_least_as_strong_as_pgd(small_model, eval_batch):
     x, y = eval_batch
     x, y = x[:64], y[:64]
