@@ -14,6 +14,7 @@ There is no baseline: these are absolute targets.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -130,11 +131,14 @@ def pipeline_stages(repeats: int = 1) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="bench-dvc-") as tmp:
             clone = Path(tmp) / "clone"
             subprocess.run(["git", "clone", "-q", str(PROJECT), str(clone)], check=True, timeout=300)
+            # The stages' `python` is this environment's, running the clone's code (not the editable install's).
+            env = clean_env() | {
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONPATH": str(clone / "src"),
+            }
             for stage in times:
                 start = time.perf_counter()
-                done = subprocess.run(
-                    [dvc, "repro", "-s", stage], cwd=clone, env=clean_env(), capture_output=True, text=True
-                )
+                done = subprocess.run([dvc, "repro", "-s", stage], cwd=clone, env=env, capture_output=True, text=True)
                 times[stage].append(time.perf_counter() - start)
                 if done.returncode != 0:
                     raise RuntimeError(f"dvc repro -s {stage} failed ({done.returncode}): {done.stderr[-2000:]}")
