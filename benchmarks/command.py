@@ -16,27 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import PROJECT, clean_env, data_root, interleaved, median, row
+from benchmarks.common import PROJECT, data_root, interleaved, median, row, timed_process
 
 PY = sys.executable
 BARE = PROJECT / "benchmarks" / "bare_train.py"
-
-
-def _run(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=1800)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd[1:4])} ... exited {done.returncode}:\n{done.stdout[-1500:]}{done.stderr[-1500:]}"
-        )
-    return seconds, done.stdout + done.stderr
 
 
 def _train_cmd(tmp: Path, name: str, *overrides: str, multirun: bool = False) -> list[str]:
@@ -69,12 +56,15 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         loops: dict[str, list[float]] = {"bare": [], "bare1": []}
 
         def bare(epochs_: int, key: str) -> float:
-            seconds, out = _run([PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra], tmp)
+            seconds, out = timed_process(
+                [PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra], tmp
+            )
             loops[key].append(json.loads(out.strip().splitlines()[-1])["loop_s"])
             return seconds
 
         def ours(epochs_: int) -> float:
-            return _run(_train_cmd(tmp, f"run{next(counter)}", f"trainer.max_epochs={epochs_}", *extra), tmp)[0]
+            cmd = _train_cmd(tmp, f"run{next(counter)}", f"trainer.max_epochs={epochs_}", *extra)
+            return timed_process(cmd, tmp)[0]
 
         whole = interleaved(
             {
@@ -90,7 +80,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         for _ in range(1 if quick else min(repeats, 2)):
             for n, key in ((1, "one"), (3, "three")):
                 seeds = ",".join(str(s) for s in range(1, n + 1))
-                seconds, log = _run(
+                seconds, log = timed_process(
                     _train_cmd(
                         tmp, f"sweep{next(counter)}", f"seed={seeds}", "trainer.max_epochs=1", *extra, multirun=True
                     ),

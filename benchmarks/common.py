@@ -178,6 +178,18 @@ def clean_env() -> dict:
     return env
 
 
+def timed_process(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 1800) -> tuple[float, str]:
+    """Wall seconds of one whole process, as a user waits for it, and its output; its tail in the error if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[1:4])} ... exited {done.returncode}:\n{done.stdout[-1500:]}{done.stderr[-1500:]}"
+        )
+    return seconds, done.stdout + done.stderr
+
+
 def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | None = None, command: str = "benchmark"):
     """Train as `pipeline.train.fit` does: the same Classifier, Trainer, callbacks and an MLflow run
     (into cfg.tracking.uri), plus `callbacks`; optionally from given initial weights. Returns (trainer, module)."""

@@ -8,11 +8,9 @@ default   the fast tier, `pytest -m "not slow"`                      target <= 1
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import time
 
-from benchmarks.common import PROJECT, clean_env, row, skipped
+from benchmarks.common import PROJECT, row, skipped, timed_process
 
 FAST_LIMIT_S = 120
 FULL_LIMIT_S = 600
@@ -20,18 +18,10 @@ FULL_LIMIT_S = 600
 
 def _pytest(*args: str) -> tuple[float, str]:
     """Wall seconds of one pytest process in the project, and its summary ("398 passed, ...")."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=PROJECT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    found = re.findall(r"^=* ?(\d+ passed.*?) in [\d.]+s", done.stdout, flags=re.MULTILINE)
-    if done.returncode != 0 or not found:
-        raise RuntimeError(f"pytest {' '.join(args)} exited {done.returncode}: {done.stdout[-1500:]}")
+    seconds, out = timed_process([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], PROJECT)
+    found = re.findall(r"^=* ?(\d+ passed.*?) in [\d.]+s", out, flags=re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"pytest {' '.join(args)} printed no summary: {out[-1500:]}")
     return seconds, found[-1]
 
 

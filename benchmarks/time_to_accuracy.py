@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import PROJECT, clean_env, data_root, median, row, skipped
+from benchmarks.common import PROJECT, clean_env, data_root, median, row, skipped, timed_process
 
 CNN_LIMIT_S = 150  # the CNN recipe to 99.5 % test accuracy in 2.5 minutes of training
 
@@ -137,11 +137,7 @@ def pipeline_stages(repeats: int = 1) -> list[dict]:
                 "PYTHONPATH": str(clone / "src"),
             }
             for stage in times:
-                start = time.perf_counter()
-                done = subprocess.run([dvc, "repro", "-s", stage], cwd=clone, env=env, capture_output=True, text=True)
-                times[stage].append(time.perf_counter() - start)
-                if done.returncode != 0:
-                    raise RuntimeError(f"dvc repro -s {stage} failed ({done.returncode}): {done.stderr[-2000:]}")
+                times[stage].append(timed_process([dvc, "repro", "-s", stage], clone, env=env)[0])
     for stage, secs in times.items():
         rows.append(row("pipeline", f"dvc repro -s {stage} (fresh clone)", median(secs), unit="s", samples=secs))
     total = [sum(t) for t in zip(*times.values(), strict=False)]
