@@ -77,6 +77,34 @@ def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp
     assert f"torch=={version('torch')}" in requirements and f"mlflow=={version('mlflow')}" in requirements
 
 
+def test_logging_a_model_does_not_scan_every_installed_package(registered, monkeypatch):
+    """Requirements are pinned to the installed versions, so MLflow's mismatch check (which first maps
+    every installed package to its modules, 0.75 s) is skipped; the check itself is left in place."""
+    from mlflow.utils import requirements_utils
+    from omegaconf import OmegaConf
+
+    from pipeline import tracking
+    from pipeline.config import compose
+    from pipeline.models import build_model
+
+    scans = []
+    real = requirements_utils.importlib_metadata.packages_distributions
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(
+        requirements_utils.importlib_metadata, "packages_distributions", lambda: scans.append(1) or real()
+    )
+    check = requirements_utils._check_requirement_satisfied
+    uri = registered[0]
+    model_cfg = OmegaConf.to_container(compose().model, resolve=True)
+    c = tracking.client(uri)
+    run_id = c.create_run(tracking.experiment_id(c, "mnist", uri)).info.run_id
+    tracking.log_model(uri, run_id, build_model(model_cfg), model_cfg, None)
+    assert scans == []
+    assert requirements_utils._check_requirement_satisfied is check  # restored after the call
+    assert requirements_utils._check_requirement_satisfied("torch==0.0.1") is not None
+    assert scans == [1]  # the spy does see a real check
+
+
 def test_mlflow_pyfunc_serves_the_same_logits(registered):
     import mlflow.pyfunc
 

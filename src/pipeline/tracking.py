@@ -452,6 +452,26 @@ def fluent_store(uri: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def _requirements_taken_as_installed() -> Iterator[None]:
+    """Skip MLflow's check of a model's requirements against the installed packages for one call.
+
+    log_model pins the installed versions, so the check cannot find a mismatch; it runs when the
+    model is saved and again when MLflow loads it to validate the input example, and costs about
+    0.75 s per process here (it first maps every installed package to its modules)."""
+    from mlflow.utils import requirements_utils
+
+    check = getattr(requirements_utils, "_check_requirement_satisfied", None)
+    if check is None:  # an MLflow without this check: nothing to skip
+        yield
+        return
+    requirements_utils._check_requirement_satisfied = lambda requirement_str: None
+    try:
+        yield
+    finally:
+        requirements_utils._check_requirement_satisfied = check
+
+
 def log_model(
     uri: str, run_id: str, model: torch.nn.Module, model_cfg: Mapping[str, Any], registered_name: str | None
 ) -> str | None:
@@ -477,7 +497,12 @@ def log_model(
         output = model.eval()(torch.from_numpy(example)).numpy()
     signature = infer_signature(example, output)
     requirements = [f"{name}=={installed(name)}" for name in ("torch", "numpy", "mlflow")]
-    with fluent_store(uri), tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+    with (
+        fluent_store(uri),
+        _requirements_taken_as_installed(),
+        tempfile.TemporaryDirectory() as tmp,
+        mlflow.start_run(run_id=run_id),
+    ):
         data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
         info = mlflow.pyfunc.log_model(
             name="model",
