@@ -168,3 +168,44 @@ def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mni
     (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) >= 1  # what was logged stays
+
+
+class _InterruptedOnWrite:
+    """A file that receives Ctrl-C on its third write, as a checkpoint save may."""
+
+    def __init__(self, f):
+        self.f, self.writes = f, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
+def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
+    # torch.save's zip writer turns a KeyboardInterrupt raised in the middle of a write into its
+    # own RuntimeError; the run must still end KILLED, not FAILED.
+    import torch
+
+    from pipeline import tracking
+    from pipeline.callbacks import stop_on_ctrl_c
+
+    class Trainer:
+        should_stop = False
+
+    trainer = Trainer()
+    before = signal.getsignal(signal.SIGINT)
+    with (
+        pytest.raises(KeyboardInterrupt) as caught,
+        stop_on_ctrl_c(trainer) as interrupted,
+        open(tmp_path / "last.ckpt", "wb") as f,
+    ):
+        torch.save({"w": torch.zeros(1000)}, _InterruptedOnWrite(f))
+    assert interrupted == [signal.SIGINT] and trainer.should_stop
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the writer's error, kept as the cause
+    assert tracking.end_status(caught.value) == "KILLED"
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back

@@ -86,7 +86,7 @@ class EpochSeed(L.Callback):
 @contextlib.contextmanager
 def stop_on_ctrl_c(trainer):
     """SIGINT raises KeyboardInterrupt as usual, and also asks the trainer to stop, so an
-    interrupt is never lost even if the exception is swallowed on its way up."""
+    interrupt is never lost even if the exception is swallowed or replaced on its way up."""
     import signal
     import threading
 
@@ -103,6 +103,12 @@ def stop_on_ctrl_c(trainer):
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield interrupted
+    except Exception as err:
+        if interrupted:
+            # Ctrl-C in the middle of a write can surface as the writer's own error (torch.save's
+            # zip writer raises RuntimeError "unexpected pos"); the cause is still the interrupt.
+            raise KeyboardInterrupt("training was interrupted") from err
+        raise
     finally:
         if signal.getsignal(signal.SIGINT) is on_sigint:  # Lightning may have set its own meanwhile
             signal.signal(signal.SIGINT, previous)
