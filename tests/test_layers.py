@@ -42,6 +42,7 @@ LAYERS = [
             "pipeline.resume",
             "pipeline.stages",
             "pipeline.atomic",
+            "pipeline.interrupts",
             "pipeline.store",
         },
     ),

@@ -209,3 +209,52 @@ def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
     assert isinstance(caught.value.__cause__, RuntimeError)  # the writer's error, kept as the cause
     assert tracking.end_status(caught.value) == "KILLED"
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+
+
+def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(tmp_path):
+    # Cut between SQLite's statements and its commit, a write was lost, and could leave the
+    # database locked so that the run stayed RUNNING. Now the write completes, then Ctrl-C acts.
+    from sqlalchemy import event
+
+    from pipeline import tracking
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    c = tracking.client(uri)
+    run_id = c.create_run(c.create_experiment("ctrl-c")).info.run_id
+    cut: list[str] = []
+
+    def ctrl_c_mid_transaction(conn, cursor, statement, params, context, executemany):
+        if not cut and statement.lstrip().upper().startswith("INSERT INTO LATEST_METRICS"):
+            cut.append(statement)
+            signal.raise_signal(signal.SIGINT)
+
+    engine = c._tracking_client.store.engine
+    event.listen(engine, "after_cursor_execute", ctrl_c_mid_transaction)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tracking.log_metrics(uri, run_id, {"val/acc": 0.5, "val/loss": 1.0}, step=1)
+    finally:
+        event.remove(engine, "after_cursor_execute", ctrl_c_mid_transaction)
+    assert cut  # the interrupt did land inside the transaction
+    tracking.end_run(uri, run_id, tracking.end_status(KeyboardInterrupt()))
+    run = c.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.metrics == {"val/acc": 0.5, "val/loss": 1.0}  # the whole write, not half of it
+
+
+def test_a_second_ctrl_c_stops_a_held_write_at_once():
+    from pipeline.interrupts import ctrl_c_after_write
+
+    before = signal.getsignal(signal.SIGINT)
+    reached: list[str] = []
+    with pytest.raises(KeyboardInterrupt) as caught, ctrl_c_after_write(), ctrl_c_after_write():  # held once
+        signal.raise_signal(signal.SIGINT)
+        reached.append("after the first")
+        signal.raise_signal(signal.SIGINT)
+        reached.append("after the second")
+    assert reached == ["after the first"]
+    assert caught.value.__context__ is None  # one interrupt, not a second one raised on the way out
+    assert signal.getsignal(signal.SIGINT) is before
+    with ctrl_c_after_write():
+        reached.append("no Ctrl-C")
+    assert reached[-1] == "no Ctrl-C" and signal.getsignal(signal.SIGINT) is before

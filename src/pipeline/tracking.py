@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pipeline.interrupts import ctrl_c_after_write
+
 if TYPE_CHECKING:
     import torch
     from mlflow import MlflowClient
@@ -296,6 +298,7 @@ def _hydra_tags() -> dict[str, str]:
     return tags
 
 
+@ctrl_c_after_write()
 def start_run(
     cfg: DictConfig, command: str, overrides: list[str] | None = None, parent_run_id: str | None = None
 ) -> tuple[str, str]:
@@ -336,6 +339,7 @@ def start_run(
     return run_id, uri
 
 
+@ctrl_c_after_write()
 def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
     from mlflow.entities import Metric
 
@@ -346,30 +350,36 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int |
         c.log_batch(run_id, metrics=batch[i : i + 1000])
 
 
+@ctrl_c_after_write()
 def log_params(uri: str, run_id: str, params: Mapping[str, Any]) -> None:
     from mlflow.entities import Param
 
     client(uri).log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
 
+@ctrl_c_after_write()
 def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
     client(uri).log_artifact(run_id, str(path), artifact_path)
 
 
+@ctrl_c_after_write()
 def reopen_run(uri: str, run_id: str) -> None:
     """Mark an interrupted run as running again (it is being resumed)."""
     client(uri).update_run(run_id, status="RUNNING")
 
 
+@ctrl_c_after_write()
 def log_failure(uri: str, run_id: str, message: str) -> None:
     """Why a run failed, shown as its `failure` tag in the UI."""
     client(uri).set_tag(run_id, "failure", message[:5000])
 
 
+@ctrl_c_after_write()
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     client(uri).set_terminated(run_id, status=status)
 
 
+@ctrl_c_after_write()
 def end_run_if_running(uri: str, run_id: str, status: str) -> None:
     """End a run left RUNNING by a process that was killed; a run that ended stays as it ended."""
     c = client(uri)
@@ -377,17 +387,20 @@ def end_run_if_running(uri: str, run_id: str, status: str) -> None:
         c.set_terminated(run_id, status=status)
 
 
+@ctrl_c_after_write()
 def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     from mlflow.entities import RunTag
 
     client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+@ctrl_c_after_write()
 def delete_run(uri: str, run_id: str) -> None:
     """Move a run to MLflow's trash (an empty sweep parent whose jobs went to another run)."""
     client(uri).delete_run(run_id)
 
 
+@ctrl_c_after_write()
 def log_dataset(
     uri: str,
     run_id: str,
@@ -579,9 +592,11 @@ class Run:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         log_artifact(self.uri, self.run_id, path, artifact_path)
 
+    @ctrl_c_after_write()
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         client(self.uri).log_artifacts(self.run_id, str(folder), artifact_path)
 
+    @ctrl_c_after_write()
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
@@ -641,6 +656,7 @@ def sweep_parent_id() -> str | None:
     return os.environ.get(_SWEEP_PARENT_ENV) or None
 
 
+@ctrl_c_after_write()
 def start_sweep(config: DictConfig, name: str, tags: Mapping[str, str]) -> Run:
     """Create a sweep's parent run (which also creates the store and experiment once)."""
     uri = resolve_uri(config.tracking.uri)
@@ -658,6 +674,7 @@ def child_runs(uri: str, parent_run_id: str) -> list[MlflowRun]:
     return runs
 
 
+@ctrl_c_after_write()
 def start_report_run(cfg: DictConfig) -> Run:
     """A run for a rendered report, in a sibling experiment: reports are not models,
     and stay out of the runs people compare."""
@@ -722,5 +739,6 @@ def active_run_metric(uri: str, run_id: str, metric: str) -> float | None:
     return float(run.data.metrics[metric])
 
 
+@ctrl_c_after_write()
 def set_model_alias(uri: str, name: str, alias: str, version: int) -> None:
     client(uri).set_registered_model_alias(name, alias, str(version))
