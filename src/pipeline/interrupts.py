@@ -1,8 +1,8 @@
 """Ctrl-C held back until a write to the tracking store has finished.
 
 A KeyboardInterrupt raised inside SQLite's transaction (after a statement, before the commit)
-leaves the database locked for the rest of the process: the run could not even be closed as
-KILLED and would stay RUNNING. A store write takes milliseconds, so the first Ctrl-C waits for
+loses the write, and can leave the database locked for the rest of the process: the run could
+not even be closed as KILLED and would stay RUNNING. A store write takes milliseconds, so the first Ctrl-C waits for
 it; a second one interrupts at once, as a user who means it expects.
 """
 
