@@ -211,7 +211,16 @@ def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
 
 
-def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(tmp_path):
+@pytest.fixture
+def python_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt, as at a terminal: a pytest that a script started in the
+    background inherits SIGINT ignored (as CI may), and Python then leaves it ignored."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(tmp_path, python_ctrl_c):
     # Cut between SQLite's statements and its commit, a write was lost, and could leave the
     # database locked so that the run stayed RUNNING. Now the write completes, then Ctrl-C acts.
     from sqlalchemy import event
@@ -242,7 +251,7 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
     assert run.data.metrics == {"val/acc": 0.5, "val/loss": 1.0}  # the whole write, not half of it
 
 
-def test_a_second_ctrl_c_stops_a_held_write_at_once():
+def test_a_second_ctrl_c_stops_a_held_write_at_once(python_ctrl_c):
     from pipeline.interrupts import ctrl_c_after_write
 
     before = signal.getsignal(signal.SIGINT)
