@@ -67,8 +67,10 @@ class Classifier(L.LightningModule):
         eps, steps = self.adversarial_eps(batch_idx), cfg.get("steps", 1)
         # A configured step size is relative to the full eps, so it shrinks with the warm-up.
         step_size = cfg.get("step_size") and cfg["step_size"] * eps / cfg["eps"]
-        if cfg["method"] == "fgsm":  # FGSM from a random start = one PGD step of 1.25 eps
-            return pgd(self.net, x, y, eps, steps=1, step_size=step_size or 1.25 * eps, random_start=True)
+        if cfg["method"] == "fgsm":
+            from pipeline.robustness.attacks import fgsm_random_start
+
+            return fgsm_random_start(self.net, x, y, eps, step_size=step_size or None)
         if cfg["method"] == "trades":
             from pipeline.robustness.trades import trades_perturb
 

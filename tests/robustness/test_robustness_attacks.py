@@ -16,6 +16,7 @@ from pipeline.robustness.attacks import (
     accuracy_under_attack,
     check_eps,
     fgsm,
+    fgsm_random_start,
     get_attack,
     pgd,
 )
@@ -215,3 +216,34 @@ def test_bad_arguments(small_model, eval_batch):
         fgsm(small_model, x, y[:3], 0.1)
     with pytest.raises(ValueError, match="float"):
         fgsm(small_model, (x * 255).to(torch.uint8), y, 0.1)
+
+
+def test_fgsm_random_start_takes_its_gradient_at_an_unclipped_start_as_wong_does(small_model, eval_batch):
+    """The start may leave [0, 1] (black pixels get negative noise too); only the result is clipped."""
+    x, y = eval_batch
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, inputs):
+            seen.append(inputs.detach().clone())
+            return small_model(inputs)
+
+    x_adv = fgsm_random_start(Spy(), x, y, eps=0.3, generator=torch.Generator().manual_seed(0))
+    start = seen[0]
+    assert (start - x).abs().max() <= 0.3 + 1e-6
+    black = x == 0
+    assert (start[black] < 0).float().mean() > 0.45  # about half the background starts below black
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    # Wong et al.'s update: one signed step of 1.25 eps from the start, back into the ball, then into [0, 1].
+    start.requires_grad_(True)
+    torch.nn.functional.cross_entropy(small_model(start), y, reduction="sum").backward()
+    expected = (x + (start.detach() - x + 0.375 * start.grad.sign()).clamp(-0.3, 0.3)).clamp(0, 1)
+    assert torch.allclose(x_adv, expected, atol=1e-6)
+    again = fgsm_random_start(small_model, x, y, eps=0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, x_adv)  # seeded: the same starts, the same images
+
+
+def test_fgsm_random_start_is_a_real_attack(small_model, eval_batch):
+    x, y = eval_batch
+    attacked = accuracy_under_attack(small_model, x, y, lambda m, a, b: fgsm_random_start(m, a, b, eps=0.15))
+    assert attacked < _acc(small_model, x, y) - 0.2

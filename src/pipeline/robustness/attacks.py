@@ -131,6 +131,35 @@ def pgd(
     return best
 
 
+def fgsm_random_start(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    step_size: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """FGSM from a random start, as Wong et al. (2020) train with it; step 1.25 eps by default.
+
+    The start is uniform in the eps-ball and is not clipped to [0, 1] before the gradient
+    is taken; only the result is. Clipping the start (as ``pgd`` does) leaves MNIST's black
+    background nothing but positive noise, and FGSM training on such starts learns no
+    robustness at all (docs/robustness.md has the measurement).
+    """
+    require_grad_mode("fgsm_random_start")
+    eps = check_eps(eps)
+    _check_inputs(x, y)
+    step_size = 1.25 * eps if step_size is None else step_size
+    x = x.detach()
+    g_device = generator.device if generator is not None else torch.device("cpu")
+    noise = torch.rand(x.shape, generator=generator, device=g_device, dtype=x.dtype).to(x.device)
+    start = x + eps * (2 * noise - 1)
+    with eval_mode(model), torch.enable_grad():
+        _, grad = _loss_and_input_grad(model, start, y)
+    delta = (start - x + step_size * grad.sign()).clamp(-eps, eps)
+    return (x + delta).clamp(0.0, 1.0)
+
+
 @torch.no_grad()
 def _count_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     with eval_mode(model):
