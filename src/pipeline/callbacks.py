@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 
 from pipeline import atomic
-from pipeline.metric_names import EPOCH_METRICS
+from pipeline.metric_names import EPOCH_METRICS, VAL_PGD_ACC
 
 
 class EpochHistory(L.Callback):
@@ -55,7 +55,8 @@ class EpochHistory(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        found = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
+        metrics = trainer.callback_metrics
+        found = {k: float(metrics[k]) for k in (*EPOCH_METRICS, VAL_PGD_ACC) if k in metrics}
         found["time/epoch_s"] = time.perf_counter() - self.epoch_start
         found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row = {"epoch": trainer.current_epoch + 1, **found}

@@ -13,6 +13,7 @@ EPOCH_SECONDS = "time/epoch_s"
 VAL_BEST_ACC = "val/best_acc"  # what model selection (the champion alias, sweeps) uses
 TRAIN_SECONDS = "time/train_s"
 EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
+VAL_PGD_ACC = "val/pgd_acc"  # the catastrophic-overfitting guard's measure (robust_guard.py), when on
 
 # evaluate stage: the test split reports, it never selects
 TEST_ACC, TEST_LOSS, TEST_ECE = "test/acc", "test/loss", "test/ece"

@@ -15,7 +15,9 @@ import copy
 import lightning as L
 import torch
 
-MONITOR = "val/pgd_acc"
+from pipeline.metric_names import VAL_PGD_ACC
+
+MONITOR = VAL_PGD_ACC
 
 
 class CatastrophicOverfittingGuard(L.Callback):

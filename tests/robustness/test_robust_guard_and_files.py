@@ -3,6 +3,8 @@ MNIST-C file layout, and the remedy command's answer to bad input."""
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,7 @@ def trained_smallconv(mnist_root):
 def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trained_smallconv, tmp_path):
     import lightning as L
 
+    from pipeline.callbacks import EpochHistory
     from pipeline.datamodule import MNISTDataModule
     from pipeline.module import Classifier
 
@@ -58,7 +61,7 @@ def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trai
         max_epochs=5,
         limit_train_batches=1,
         limit_val_batches=1,
-        callbacks=[guard, Collapse()],
+        callbacks=[guard, Collapse(), EpochHistory(tmp_path / "history.csv")],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -74,6 +77,9 @@ def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trai
     after = module.net.state_dict()
     assert all(torch.allclose(after[k], before[k], atol=1e-6) for k in before)  # epoch-1 weights are back
     assert trainer.callback_metrics["val/pgd_acc"] == pytest.approx(guard.history[1])
+    # Every epoch's guard measure lands in the history (and so in the MLflow run) beside val/acc.
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [float(r["val/pgd_acc"]) for r in rows] == pytest.approx(guard.history)
 
 
 def _mnist_c_folder(root, corruptions: dict[str, tuple[np.ndarray, np.ndarray]]):
