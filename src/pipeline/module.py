@@ -62,14 +62,12 @@ class Classifier(L.LightningModule):
         cfg = self.adversarial_cfg
         if cfg["method"] == "none":
             return x
-        from pipeline.robustness.attacks import pgd
+        from pipeline.robustness.attacks import fgsm_random_start, pgd
 
         eps, steps = self.adversarial_eps(batch_idx), cfg.get("steps", 1)
         # A configured step size is relative to the full eps, so it shrinks with the warm-up.
         step_size = cfg.get("step_size") and cfg["step_size"] * eps / cfg["eps"]
         if cfg["method"] == "fgsm":
-            from pipeline.robustness.attacks import fgsm_random_start
-
             return fgsm_random_start(self.net, x, y, eps, step_size=step_size or None)
         if cfg["method"] == "trades":
             from pipeline.robustness.trades import trades_perturb

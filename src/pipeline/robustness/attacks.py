@@ -63,6 +63,14 @@ def fgsm(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -
     return (x.detach() + eps * grad.sign()).clamp(0.0, 1.0)
 
 
+def _uniform_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform noise in [-1, 1] shaped like ``x``, drawn on the generator's device (default CPU)
+    so that a seed gives the same random starts on every device."""
+    g_device = generator.device if generator is not None else torch.device("cpu")
+    noise = torch.rand(x.shape, generator=generator, device=g_device, dtype=x.dtype)
+    return 2 * noise.to(x.device) - 1
+
+
 def pgd(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -113,9 +121,7 @@ def pgd(
         for _ in range(restarts):
             x_adv = x.clone()
             if random_start:
-                g_device = generator.device if generator is not None else torch.device("cpu")
-                noise = torch.rand(x.shape, generator=generator, device=g_device, dtype=x.dtype)
-                x_adv = torch.min(torch.max(x + eps * (2 * noise.to(x.device) - 1), lo), hi)
+                x_adv = torch.min(torch.max(x + eps * _uniform_noise(x, generator), lo), hi)
             for _ in range(steps):
                 _, grad = _loss_and_input_grad(model, x_adv, y)
                 x_adv = torch.min(torch.max(x_adv + step_size * grad.sign(), lo), hi)
@@ -151,9 +157,7 @@ def fgsm_random_start(
     _check_inputs(x, y)
     step_size = 1.25 * eps if step_size is None else step_size
     x = x.detach()
-    g_device = generator.device if generator is not None else torch.device("cpu")
-    noise = torch.rand(x.shape, generator=generator, device=g_device, dtype=x.dtype).to(x.device)
-    start = x + eps * (2 * noise - 1)
+    start = x + eps * _uniform_noise(x, generator)
     with eval_mode(model), torch.enable_grad():
         _, grad = _loss_and_input_grad(model, start, y)
     delta = (start - x + step_size * grad.sign()).clamp(-eps, eps)
