@@ -114,6 +114,7 @@ def test_random_overrides_validate_or_give_a_clear_error(overrides):
     [
         ("model.hidden=5", "model.hidden must be a list of positive widths"),
         ("model.dropout=abc", "model.dropout must be in [0, 1)"),
+        ("optim.label_smoothing=1.0", "optim.label_smoothing must be in [0, 1)"),
         ("robustness.attacks=fgsm", "robustness.attacks must be a list"),
         ("robustness.eps=0.3", "robustness.eps must be a list"),
         ("optim.lr=${nope}", "optim.lr"),

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pipeline.models import CNN, MLP, build_model, count_parameters, load_checkpoint
 
@@ -92,3 +93,26 @@ def test_adversarial_training_batches_stay_in_the_eps_ball(method):
     assert module.training and all(p.grad is None for p in module.parameters())
     clean = Classifier({"arch": "mlp", "hidden": [32], "activation": "relu"}, {"name": "adam", "lr": 1e-3})
     assert clean.adversarial_batch(x, y) is x
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_training_loss_is_cross_entropy_with_the_configured_label_smoothing(smoothing):
+    from types import SimpleNamespace
+
+    from pipeline.module import Classifier
+
+    torch.manual_seed(0)
+    module = Classifier(
+        {"arch": "mlp", "hidden": [32], "activation": "relu"},
+        {"name": "adam", "lr": 1e-3, "label_smoothing": smoothing},
+    )
+    # The two trainer attributes a mid-epoch training step reads.
+    module._trainer = SimpleNamespace(log_every_n_steps=50, num_training_batches=10**6, current_epoch=0)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    loss = module.training_step((x, y), 1)
+    log_p = torch.log_softmax(module.net(x), 1)
+    # (1 - s) on the label's log-probability, s spread evenly over all ten classes.
+    expected = -((1 - smoothing) * log_p.gather(1, y[:, None]).squeeze(1) + smoothing * log_p.mean(1)).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    if smoothing:
+        assert not torch.allclose(loss, F.cross_entropy(module.net(x), y), atol=1e-4)

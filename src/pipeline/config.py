@@ -220,6 +220,9 @@ def _validate(cfg: DictConfig) -> None:
     dropout = cfg.model.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {dropout!r}.")
+    smoothing = cfg.optim.get("label_smoothing", 0.0)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"optim.label_smoothing must be in [0, 1), e.g. 0.1, got {smoothing!r}.")
 
 
 def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object], prog: str) -> None:

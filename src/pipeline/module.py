@@ -84,7 +84,7 @@ class Classifier(L.LightningModule):
 
             loss = trades_loss(self.net(x), logits, y, self.adversarial_cfg.get("beta", 6.0))
         else:
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.optim_cfg.get("label_smoothing", 0.0))
         # A diverged run stops instead of producing a garbage model. Checked every
         # few steps, not every step: reading the value forces a device sync.
         every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set at run time, not declared
