@@ -3,7 +3,7 @@ store) until the *test* accuracy first reaches a target. Test accuracy is measur
 with the clock paused; training stops at the first epoch that reaches the target.
 
     default        the seed MLP (default config) to 97 %        target <= 10 s
-    --full         the CNN (experiment=cnn) to 99.5 %          target <= 150 s   (about 4-5 min on 2 cores)
+    --full         the CNN (experiment=cnn) to 99.5 %          target <= 150 s   (about 2-3 min on 2 cores)
     --dvc          wall time of each stage of `dvc repro` (data, train, evaluate, robustness, report) on a
                    fresh `git clone` of the repository in a temp dir, stage by stage (`dvc repro -s`):
                    what a newcomer waits for after set-up. The clone's data stage fetches MNIST.
