@@ -106,7 +106,7 @@ def test_training_loss_is_cross_entropy_with_the_configured_label_smoothing(smoo
         {"arch": "mlp", "hidden": [32], "activation": "relu"},
         {"name": "adam", "lr": 1e-3, "label_smoothing": smoothing},
     )
-    # The two trainer attributes a mid-epoch training step reads.
+    # What a mid-epoch training step reads from its trainer.
     module._trainer = SimpleNamespace(log_every_n_steps=50, num_training_batches=10**6, current_epoch=0)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     loss = module.training_step((x, y), 1)
