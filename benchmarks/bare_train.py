@@ -6,6 +6,10 @@ The seed MLP (784-128-64-10, ReLU), Adam 1e-3, batches of 128 from the same in-m
 tensors the pipeline trains on, and the test-set accuracy after every epoch. No framework, no
 tracking, no files: what a person would write by hand. Prints one JSON line with the seconds
 spent in the loop (training and evaluation), so the caller can separate imports and set-up.
+
+`--import-stack` first imports what any command built on the pipeline's libraries must import
+(Lightning, MLflow with its SQLite store, Hydra) and uses none of it: the floor under which no
+Lightning + MLflow + Hydra command can go, however little it does.
 """
 
 from __future__ import annotations
@@ -26,7 +30,12 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--train-size", type=int, default=55_000, help="the pipeline trains on 55k, validates on 5k")
+    p.add_argument("--import-stack", action="store_true", help="import lightning, mlflow's store and hydra first")
     args = p.parse_args()
+    if args.import_stack:
+        import hydra  # noqa: F401
+        import lightning  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
     torch.manual_seed(42)
     train = torch.load(args.data / "train.pt", weights_only=True)

@@ -3,6 +3,8 @@
     train, 8 epochs   `python -m pipeline.train` (seed MLP, defaults: train, evaluate, MLflow run,
                       registered model) vs benchmarks/bare_train.py doing the same 8 epochs on the
                       same tensors with a test evaluation after each; whole processes, interleaved
+    stack floor       the bare script that also imports Lightning, MLflow's SQLite store and Hydra
+                      (`--import-stack`) vs the bare script: what the libraries alone cost a command
     fixed cost        a 1-epoch `python -m pipeline.train` minus the bare script's own 1-epoch loop
                       time: imports, store, run, checkpoint, evaluation, model logging, figures
     sweep job         what one more job adds to an in-process sweep (`-m seed=...`, 1 epoch each)
@@ -53,11 +55,11 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     counter = iter(range(10**6))
     with tempfile.TemporaryDirectory(prefix="bench-command-") as tmp:
         tmp = Path(tmp)
-        loops: dict[str, list[float]] = {"bare": [], "bare1": []}
+        loops: dict[str, list[float]] = {"bare": [], "bare1": [], "stack": []}
 
-        def bare(epochs_: int, key: str) -> float:
+        def bare(epochs_: int, key: str, *flags: str) -> float:
             seconds, out = timed_process(
-                [PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra], tmp
+                [PY, str(BARE), "--data", str(data_root()), "--epochs", str(epochs_), *bare_extra, *flags], tmp
             )
             loops[key].append(json.loads(out.strip().splitlines()[-1])["loop_s"])
             return seconds
@@ -66,15 +68,16 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             cmd = _train_cmd(tmp, f"run{next(counter)}", f"trainer.max_epochs={epochs_}", *extra)
             return timed_process(cmd, tmp)[0]
 
-        whole = interleaved(
-            {
-                "ours": lambda: ours(epochs),
-                "bare": lambda: bare(epochs, "bare"),
-                "ours1": lambda: ours(1),
-                "bare1": lambda: bare(1, "bare1"),
-            },
-            repeats,
-        )
+        sides = {
+            "ours": lambda: ours(epochs),
+            "bare": lambda: bare(epochs, "bare"),
+            "stack": lambda: bare(epochs, "stack", "--import-stack"),
+        }
+        if epochs != 1:
+            sides |= {"ours1": lambda: ours(1), "bare1": lambda: bare(1, "bare1")}
+        whole = interleaved(sides, repeats)
+        if epochs == 1:  # --quick: the whole command is already the 1-epoch one
+            whole["ours1"], loops["bare1"] = whole["ours"], loops["bare"]
 
         sweeps: dict[str, list[float]] = {"one": [], "three": [], "work1": [], "work3": []}
         for _ in range(1 if quick else min(repeats, 2)):
@@ -104,6 +107,17 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             samples=whole["ours"],
             samples_bare=whole["bare"],
             bare_loop_s=loops["bare"],
+        ),
+        row(
+            "command",
+            "train, the stack's floor: the bare script importing lightning, mlflow's store and hydra, vs bare",
+            med["stack"],
+            med["bare"],
+            "s",
+            note=f"ours / floor {med['ours'] / med['stack']:.2f}x: what the pipeline adds to its libraries' imports",
+            samples=whole["stack"],
+            samples_bare=whole["bare"],
+            bare_loop_s=loops["stack"],
         ),
         row(
             "command",

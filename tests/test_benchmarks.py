@@ -81,8 +81,10 @@ def test_loop_trains_the_same_weights_as_the_plain_loop():
     from benchmarks import loop
 
     rows = check_rows(loop.run(quick=True, repeats=1), "loop")
-    assert [r["case"].split(",")[0] for r in rows] == ["MLP batch 128", "CNN batch 128"]
-    for r in rows:
+    assert [r["case"].split(",")[0] for r in rows] == ["MLP batch 128", "MLP batch 128", "CNN batch 128"]
+    floor = rows[1]  # Lightning's floor: the plain loop's work in a minimal LightningModule
+    assert "floor" in floor["case"] and floor["target"] == "" and floor["baseline"] == rows[0]["baseline"]
+    for r in rows:  # ours and the floor both train exactly what the plain loop trains
         c = r["checks"]
         assert c["same_accuracy"] and c["val_acc_ours"] == pytest.approx(c["val_acc_plain"], abs=1e-6)
         assert c["max_weight_diff"] < 1e-5
@@ -188,9 +190,12 @@ def test_whole_command_rows():
     from benchmarks import command
 
     rows = check_rows(command.run(quick=True, repeats=1), "command")
-    assert [r["case"].split(",")[0].split(":")[0] for r in rows] == ["train", "fixed cost of a run", "sweep"]
-    whole = rows[0]
+    assert [r["case"].split(",")[0].split(":")[0] for r in rows] == ["train", "train", "fixed cost of a run", "sweep"]
+    whole, floor = rows[:2]
     assert whole["target"] == "ratio <= 1.5" and whole["checks"]["bare_loop_s"][0] < whole["baseline"]
+    # The stack's floor is the same bare script, timed against the same bare runs; no target.
+    assert "floor" in floor["case"] and floor["baseline"] == whole["baseline"] and floor["target"] == ""
+    assert floor["checks"]["bare_loop_s"][0] < floor["ours"]
 
 
 def test_gpu_is_skipped_without_cuda():
