@@ -12,7 +12,9 @@ seed -> data -> model -> run -> trainer -> fit -> record.
 
 from __future__ import annotations
 
+import ctypes
 import inspect
+import os
 import shlex
 import sys
 import time
@@ -25,6 +27,26 @@ from pipeline.resume import clear_stale_outputs, config_fingerprint, resumable
 
 # Settings of conf/trainer/ that are ours, not Lightning's.
 _NOT_TRAINER_ARGS = ("progress_refresh",)
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def drop_unusable_nvml_check() -> bool:
+    """Unset NVML_CHECK where NVML cannot load; True if it was unset.
+
+    Importing Lightning sets it, so that looking for a GPU never initialises CUDA before a fork;
+    torch then asks NVML on every `torch.cuda.is_available()`, and every optimiser step asks (its
+    graph-capture check). Without an NVIDIA driver (a CPU machine with PyPI's CUDA build of torch)
+    each ask is a failed dlopen of the NVML library, 0.1-0.4 ms per training step, after which torch
+    counts the devices the default way anyway: there the variable changes nothing but that cost.
+    """
+    if os.environ.get(NVML_CHECK) != "1":
+        return False
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch's NVML check loads
+    except OSError:
+        del os.environ[NVML_CHECK]
+        return True
+    return False
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
@@ -39,6 +61,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     from pipeline.checkpoint_io import AtomicCheckpointIO
     from pipeline.robust_guard import MONITOR, guard_from_config
 
+    drop_unusable_nvml_check()
     # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
     guard = guard_from_config(cfg)
     checkpoint = ModelCheckpoint(
