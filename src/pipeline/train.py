@@ -103,31 +103,35 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
 def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
     """Train one model; returns {'run_id', 'tracking_uri', 'best_checkpoint', 'val/acc'} (rank 0; else {})."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.utilities import rank_zero_only
+    from pipeline.startup import imports_without_gc
 
-    from pipeline import atomic, tracking
-    from pipeline.callbacks import stop_on_ctrl_c
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.models import count_parameters
-    from pipeline.module import Classifier
+    # Start-up (imports, data, model, the run) with the collector paused: see startup.py.
+    with imports_without_gc():
+        import lightning as L
+        import torch
+        from lightning.pytorch.utilities import rank_zero_only
 
-    run_dir = Path(cfg.run_dir)
-    # seed
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    torch.set_float32_matmul_precision("high")
-    # data
-    datamodule = MNISTDataModule.from_config(cfg)
-    # model
-    module = Classifier.from_config(cfg)
-    n_params = count_parameters(module.net)
-    # run: a new MLflow run, or the interrupted one with the same settings (rank 0 only;
-    # rank_zero_only.rank is set from the launcher's environment before any rank starts)
-    fingerprint = config_fingerprint(cfg)
-    resume = resumable(run_dir, fingerprint)
-    rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
-    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
+        from pipeline import atomic, tracking
+        from pipeline.callbacks import stop_on_ctrl_c
+        from pipeline.datamodule import MNISTDataModule
+        from pipeline.models import count_parameters
+        from pipeline.module import Classifier
+
+        run_dir = Path(cfg.run_dir)
+        # seed
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        torch.set_float32_matmul_precision("high")
+        # data
+        datamodule = MNISTDataModule.from_config(cfg)
+        # model
+        module = Classifier.from_config(cfg)
+        n_params = count_parameters(module.net)
+        # run: a new MLflow run, or the interrupted one with the same settings (rank 0 only;
+        # rank_zero_only.rank is set from the launcher's environment before any rank starts)
+        fingerprint = config_fingerprint(cfg)
+        resume = resumable(run_dir, fingerprint)
+        rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
+        run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
