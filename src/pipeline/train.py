@@ -36,7 +36,7 @@ def drop_unusable_nvml_check() -> bool:
     Importing Lightning sets it, so that looking for a GPU never initialises CUDA before a fork;
     torch then asks NVML on every `torch.cuda.is_available()`, and every optimiser step asks (its
     graph-capture check). Without an NVIDIA driver (a CPU machine with PyPI's CUDA build of torch)
-    each ask is a failed dlopen of the NVML library, 0.1-0.4 ms per training step, after which torch
+    each ask is a failed dlopen of the NVML library (0.1 ms, up to 2 ms on a busy machine), after which torch
     counts the devices the default way anyway: there the variable changes nothing but that cost.
     """
     if os.environ.get(NVML_CHECK) != "1":
