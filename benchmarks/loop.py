@@ -219,6 +219,27 @@ def _max_weight_diff(a: dict, b: dict) -> float:
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
 
 
+def _versus_plain(last: dict, samples: dict, side: str, case: str, note: str, target: float | None = None) -> dict:
+    """The row of one side (ours, the floor) against the plain loop, with the checks that both trained
+    the same weights to the same accuracy."""
+    a, b = last[side], last["plain"]
+    return row(
+        "loop",
+        case,
+        median(samples[side]),
+        median(samples["plain"]),
+        "s",
+        ("<=", target, "ratio") if target is not None else None,
+        note=f"{note}; val acc {a['val_acc']:.4f} vs {b['val_acc']:.4f}",
+        same_accuracy=abs(a["val_acc"] - b["val_acc"]) <= ACC_TOLERANCE,
+        val_acc_ours=a["val_acc"],
+        val_acc_plain=b["val_acc"],
+        max_weight_diff=_max_weight_diff(a["state"], b["state"]),
+        samples_ours=samples[side],
+        samples_plain=samples["plain"],
+    )
+
+
 def _step_reads(counts: dict):
     """A callback: host reads from one training batch start to the next, i.e. per step."""
     import lightning as L
@@ -282,41 +303,18 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
                 last["plain"] = run_plain(cfg, init)
                 for side, result in last.items():
                     samples[side] += result["epoch_s"][1:]  # the first epoch is warm-up
-            a, b = last["ours"], last["plain"]
             rows.append(
-                row(
-                    "loop",
-                    f"{name}, s/epoch",
-                    median(samples["ours"]),
-                    median(samples["plain"]),
-                    "s",
-                    ("<=", target, "ratio"),
-                    note=f"{a['steps']} steps/epoch; val acc {a['val_acc']:.4f} vs {b['val_acc']:.4f}",
-                    same_accuracy=abs(a["val_acc"] - b["val_acc"]) <= ACC_TOLERANCE,
-                    val_acc_ours=a["val_acc"],
-                    val_acc_plain=b["val_acc"],
-                    max_weight_diff=_max_weight_diff(a["state"], b["state"]),
-                    samples_ours=samples["ours"],
-                    samples_plain=samples["plain"],
-                )
+                _versus_plain(last, samples, "ours", f"{name}, s/epoch", f"{last['ours']['steps']} steps/epoch", target)
             )
             if with_floor:
-                f = last["floor"]
+                ratio = median(samples["ours"]) / median(samples["floor"])
                 rows.append(
-                    row(
-                        "loop",
+                    _versus_plain(
+                        last,
+                        samples,
+                        "floor",
                         f"{name}, s/epoch, Lightning's floor (a minimal LightningModule, bare Trainer) vs plain",
-                        median(samples["floor"]),
-                        median(samples["plain"]),
-                        "s",
-                        note=f"ours / floor {median(samples['ours']) / median(samples['floor']):.2f}x: what the "
-                        f"pipeline adds to Lightning's loop; val acc {f['val_acc']:.4f} vs {b['val_acc']:.4f}",
-                        same_accuracy=abs(f["val_acc"] - b["val_acc"]) <= ACC_TOLERANCE,
-                        val_acc_ours=f["val_acc"],
-                        val_acc_plain=b["val_acc"],
-                        max_weight_diff=_max_weight_diff(f["state"], b["state"]),
-                        samples_ours=samples["floor"],
-                        samples_plain=samples["plain"],
+                        f"ours / floor {ratio:.2f}x: what the pipeline adds to Lightning's loop",
                     )
                 )
         # Not timed: how often our loop reads a value back to the host during training steps (on a
