@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -33,6 +35,23 @@ def test_standard_version_runs(small_model, eval_batch):
     x, y = eval_batch
     # At eps=0.3 APGD-CE already fools every example, so the remaining attacks are skipped.
     assert autoattack_accuracy(small_model, x, y, 0.3, n=8, device=torch.device("cpu")) <= 0.125
+
+
+def test_the_callers_trace_function_survives(small_model, eval_batch):
+    """AutoAttack clears the thread's trace function; a debugger or coverage must keep running."""
+    x, y = eval_batch
+    outer = sys.gettrace()  # coverage's, when the tests run under it
+
+    def tracer(frame, event, arg):
+        return None
+
+    sys.settrace(tracer)
+    try:
+        autoattack_accuracy(small_model, x, y, 0.3, n=8, device="cpu")
+        kept = sys.gettrace()
+    finally:
+        sys.settrace(outer)
+    assert kept is tracer
 
 
 def test_argument_checks(small_model, eval_batch):

@@ -21,6 +21,18 @@ from .attacks import check_eps
 _AFTER = re.compile(r"robust accuracy after ([A-Z-]+): ([0-9.]+)%")
 
 
+@contextlib.contextmanager
+def _keeping_the_trace_function():
+    """AutoAttack's check for dynamic defences sets its own trace function and then clears it,
+    which would switch off a debugger, a profiler or coverage for the rest of the thread:
+    put back whatever was there."""
+    tracer = sys.gettrace()
+    try:
+        yield
+    finally:
+        sys.settrace(tracer)
+
+
 class _Progress(logging.Handler):
     """Prints AutoAttack's progress lines (it logs them at DEBUG, silent by default) and
     keeps the robust accuracy after each attack."""
@@ -128,7 +140,7 @@ def autoattack_by_attack(
     x, y = x[:n].detach().to(device), y[:n].detach().to(device)
 
     adversary = AutoAttack(model, eps=eps, norm="Linf", version=version, attacks=attacks, device=device, seed=seed)
-    with eval_mode(model), torch.enable_grad(), _progress(verbose) as progress:
+    with eval_mode(model), torch.enable_grad(), _progress(verbose) as progress, _keeping_the_trace_function():
         _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
     # y_adv holds the final prediction per example (clean prediction if never fooled).
     return {**progress.after, "final": float((y_adv.to(y.device) == y).float().mean())}
