@@ -55,7 +55,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--full",
         action="store_true",
-        help="also the CNN (experiment=cnn) to 99.5%% (~2-3 min on a CPU) and the whole test suite (~40 min)",
+        help="also the CNN (experiment=cnn) to 99.5%% (~2-3 min on a CPU) and the whole test suite (~30 min)",
     )
     p.add_argument(
         "--dvc",

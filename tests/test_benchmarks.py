@@ -234,6 +234,8 @@ def test_suite_rows_time_a_real_pytest_process():
     from benchmarks import suite
 
     seconds, summary = suite._pytest("tests/test_metrics.py")
-    assert summary.startswith("1 passed") and seconds > 0
+    assert summary.startswith("1 passed") and summary.endswith(" workers") and seconds > 0
+    _, summary = suite._pytest("tests/test_metrics.py", "-n", "0")  # the baseline: no workers
+    assert summary.startswith("1 passed") and summary.endswith(" in one process")
     (quick,) = suite.run(quick=True)
     assert quick["checks"].get("skipped")
