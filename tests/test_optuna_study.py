@@ -4,6 +4,7 @@ the study's parent run, which carries the best trial."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,17 @@ def trials_by_state(storage: str) -> dict[str, list]:
     return found
 
 
+def trials_training(sweep_dir: Path) -> list[int]:
+    """The trials after the first whose run.json says they are training now."""
+    found = []
+    for ref in sweep_dir.glob("trial-*/run.json"):
+        number = int(ref.parent.name.split("-")[1])
+        with contextlib.suppress(OSError, ValueError):  # written by os.replace: whole or absent
+            if number > 0 and json.loads(ref.read_text()).get("state") == "training":
+                found.append(number)
+    return sorted(found)
+
+
 def children(uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -97,27 +109,31 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     storage, uri = f"sqlite:///{tmp_path}/study.db", f"sqlite:///{tmp_path}/mlflow.db"
     proc = start(sweep_args(tmp_path, storage, uri, mnist_root, 3, "first"), tmp_path, tmp_path / "first.log")
     try:
-        # Kill the worker (SIGKILL: no clean-up at all) while trial 1 trains, after trial 0 finished.
-        # The worker is frozen while the study is read, so trial 1 cannot finish between read and kill.
+        # Kill the worker (SIGKILL: no clean-up at all) while a later trial trains, after trial 0 finished.
+        # Its run.json says "training" until its MLflow run is about to end (killed later, while it
+        # evaluates, the run has already ended FINISHED). The worker is frozen while the study and
+        # run.json are read again, so the trial cannot move on between that read and the kill.
         deadline = time.monotonic() + 300
         while True:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the first worker never reached its second trial"
-            if (tmp_path / "first" / "trial-1" / "run.json").is_file():
+            assert time.monotonic() < deadline, "the first worker was never caught training a later trial"
+            training = trials_training(tmp_path / "first")
+            if training:
                 os.killpg(proc.pid, signal.SIGSTOP)
                 try:
                     with_state = trials_by_state(storage)
                 except OperationalError:  # frozen inside a write: let it finish and look again
                     with_state = {}
-                if with_state.get("COMPLETE") and [t.number for t in with_state.get("RUNNING", [])] == [1]:
+                running = [t.number for t in with_state.get("RUNNING", [])]
+                if with_state.get("COMPLETE") and running == training == trials_training(tmp_path / "first"):
                     break
                 os.killpg(proc.pid, signal.SIGCONT)
-            time.sleep(0.2)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = trials_by_state(storage)
-    (done,) = before["COMPLETE"]
+    done = before["COMPLETE"]
     (killed,) = before["RUNNING"]
 
     resumed = run_module("pipeline.train", *sweep_args(tmp_path, storage, uri, mnist_root, 3, "second"), cwd=tmp_path)
@@ -125,8 +141,9 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     after = trials_by_state(storage)
     complete = {t.number: t for t in after["COMPLETE"]}
     assert len(complete) == 3 and "RUNNING" not in after and "WAITING" not in after
-    # The finished trial is kept as it was, not run again.
-    assert complete[done.number].value == done.value and complete[done.number].params == done.params
+    # The finished trials are kept as they were, not run again.
+    for trial in done:
+        assert complete[trial.number].value == trial.value and complete[trial.number].params == trial.params
     # The killed trial failed as stale and ran again with the same parameters.
     (failed,) = after["FAIL"]
     assert failed.number == killed.number
