@@ -38,6 +38,7 @@ LAYERS = [
             "pipeline.config",
             "pipeline.data",
             "pipeline.startup",
+            "pipeline.lean_import",
             "pipeline.plots",
             "pipeline.filters",
             "pipeline.resume",
