@@ -6,6 +6,8 @@ import pytest
 from conftest import free_port, run_module, serving
 from mlflow.tracking import MlflowClient
 
+from pipeline.ui import server_env
+
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 
 
@@ -73,7 +75,7 @@ def mlflow_server(tmp_path):
         "--workers",
         "2",
     ]
-    with serving(cmd, f"{url}/health", cwd=tmp_path, timeout=120):
+    with serving(cmd, f"{url}/health", cwd=tmp_path, env=server_env(), timeout=120):
         yield url
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import free_port, need, run_module, serving
 
+from pipeline.ui import server_env
+
 PASSWORD = "mlflow-test-only"
 
 
@@ -109,7 +111,7 @@ def mlflow_server(postgres, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     artifacts = tmp / "artifacts"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = server_env({k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
     url = f"http://127.0.0.1:{port}"
     cmd = [
         sys.executable,

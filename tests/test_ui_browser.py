@@ -96,13 +96,13 @@ def ui(two_runs):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "pipeline.ui", "--tracking-uri", uri, "--port", str(port), "--workers", "1"]
-    with serving(cmd, f"{base}/health", cwd=tmp, env=env, log=tmp / "ui.log", timeout=120):
-        yield base, port, tmp / "ui.log"
+    with serving(cmd, f"{base}/health", cwd=tmp, env=env, log=tmp / "ui.log", timeout=120) as server:
+        yield base, port, tmp / "ui.log", server.pid
 
 
 @pytest.mark.slow
 def test_ui_command_prints_the_url_and_binds_loopback_only(ui):
-    base, port, log = ui
+    base, port, log, _ = ui
     assert f"open {base}" in log.read_text()
     other = _non_loopback_address()
     if other is None:
@@ -110,6 +110,38 @@ def test_ui_command_prints_the_url_and_binds_loopback_only(ui):
     with socket.socket() as s:
         s.settimeout(3)
         assert s.connect_ex((other, port)) != 0, f"the UI answers on {other}:{port}, not only on loopback"
+
+
+def _commands_in_group(pgid: int) -> list[str]:
+    """The command lines of the processes in a process group (the server and everything it started)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == pgid:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ProcessLookupError):  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_ui_starts_no_genai_job_runner(ui):
+    """MLflow's server would start seven job-runner processes for GenAI jobs; pipeline-ui asks for none."""
+    *_, pgid = ui
+    deadline = time.monotonic() + 5  # the runner starts in a thread after the server answers
+    while time.monotonic() < deadline:
+        commands = _commands_in_group(pgid)
+        assert any(" server " in c for c in commands), commands
+        assert not [c for c in commands if "huey" in c]
+        time.sleep(0.5)
+
+
+def test_server_env_leaves_the_job_runner_to_the_user():
+    from pipeline.ui import server_env
+
+    assert server_env({})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert server_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    assert server_env({})["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
 def test_ui_help_is_fast_and_needs_no_store(tmp_path):
@@ -130,7 +162,7 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
     from pipeline.data import dataset_digest
 
     tmp, _, exp_id, (run1, run2) = two_runs
-    base, _, log = ui
+    base, _, log, _ = ui
     shots = SCREENSHOTS
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
