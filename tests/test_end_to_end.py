@@ -223,10 +223,12 @@ def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_pat
 @pytest.mark.slow
 def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
+    # Up to evaluate: what this test reads (the default pipeline's test runs every stage).
     out = _dvc(
         project,
         "exp",
         "run",
+        "evaluate",
         "-S",
         "model=linear",
         "-S",
@@ -239,10 +241,9 @@ def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
         "trainer.max_epochs=1",
         "-S",
         "tracking.log_model=false",
-        "-S",
-        "robustness=quick",
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Running stage 'robustness'" not in out.stdout
     metrics = json.loads((project / "outputs/main/metrics.json").read_text())
     assert metrics["model"]["name"] == "linear"
     _, run = _only_run(f"sqlite:///{project}/mlflow.db")
@@ -312,12 +313,19 @@ def test_dvc_queue_runs_experiments_into_the_projects_mlflow_store(tmp_path, idx
         "trainer.max_epochs=1",
         "-S",
         "tracking.log_model=false",
-        "-S",
-        "robustness=quick",
     ]
-    for width in (32, 64):
+    for width in (32, 64):  # up to evaluate: the stages whose records this test reads
         queued = _dvc(
-            project, "exp", "run", "--queue", "-n", f"width-{width}", "-S", f"model.hidden=[{width}]", *common
+            project,
+            "exp",
+            "run",
+            "evaluate",
+            "--queue",
+            "-n",
+            f"width-{width}",
+            "-S",
+            f"model.hidden=[{width}]",
+            *common,
         )
         assert queued.returncode == 0, queued.stdout[-2000:] + queued.stderr[-2000:]
     started = _dvc(project, "queue", "start", "-j", "1")
