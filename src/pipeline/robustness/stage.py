@@ -44,8 +44,19 @@ def _accuracy_and_ece(model, x, y, batch_size: int) -> tuple[float, float]:
     return float((probs.argmax(1) == y).double().mean()), expected_calibration_error(probs.cpu(), y.cpu())
 
 
-def adversarial_curves(model, x, y, r: DictConfig) -> list[dict]:
-    """Accuracy at every eps for every attack: rows {eps, fgsm, pgd}."""
+def adversarial_curves(model, x, y, r: DictConfig, seed: int) -> list[dict]:
+    """Accuracy at every eps for every attack: rows {eps, fgsm, pgd}.
+
+    The attacks' random starts draw from torch's global generators: seeded with `seed` here, and
+    the caller's generator state put back afterwards, the same model gets the same figures every run."""
+    import torch
+
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _attack_every_eps(model, x, y, r)
+
+
+def _attack_every_eps(model, x, y, r: DictConfig) -> list[dict]:
     from pipeline.robustness.attacks import accuracy_under_attack, get_attack
 
     rows = []
@@ -244,7 +255,7 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     _log(f"profile {r.profile}: {len(y)} test images on {device}")
 
     clean_acc, clean_ece = _accuracy_and_ece(model, x, y, r.batch_size)
-    curves = adversarial_curves(model, x, y, r)
+    curves = adversarial_curves(model, x, y, r, r.seed)
     auto = autoattack_results(model, x, y, r, device) if r.autoattack.n_images else {}
     corruptions = corruption_table(model, x, y, r, r.seed)
     severity = severity_curves(model, x, y, r, r.seed)
