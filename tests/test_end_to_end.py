@@ -38,6 +38,8 @@ def tiny_run(tmp_path_factory, mnist_root):
 def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     run_dir, uri, out = tiny_run
     assert "[train] epoch 2/2" in out.stdout and "[evaluate] test/acc=" in out.stdout
+    said = out.stdout + out.stderr  # Lightning's device report stays; its advert and torch's notice do not
+    assert "GPU available" in said and "litlogger" not in said and "LeafSpec" not in said
 
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())

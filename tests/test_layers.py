@@ -39,6 +39,7 @@ LAYERS = [
             "pipeline.data",
             "pipeline.startup",
             "pipeline.lean_import",
+            "pipeline.library_notices",
             "pipeline.plots",
             "pipeline.filters",
             "pipeline.resume",

@@ -59,9 +59,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
     from pipeline.callbacks import EpochHistory, EpochSeed
     from pipeline.checkpoint_io import AtomicCheckpointIO
+    from pipeline.library_notices import quiet_unactionable_notices
     from pipeline.robust_guard import MONITOR, guard_from_config
 
     drop_unusable_nvml_check()
+    quiet_unactionable_notices()
     # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
     guard = guard_from_config(cfg)
     checkpoint = ModelCheckpoint(

@@ -1,0 +1,64 @@
+"""Training's output carries no library notice a user cannot act on, and keeps the ones they can."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+
+from pipeline.config import compose
+from pipeline.library_notices import quiet_unactionable_notices
+
+
+class Collected(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def lightning_messages():
+    """What Lightning logs to its users (its rank-zero messages reach the `lightning.pytorch` logger)."""
+    handler = Collected()
+    parent = logging.getLogger("lightning.pytorch")
+    parent.addHandler(handler)
+    yield handler.messages
+    parent.removeHandler(handler)
+
+
+def test_the_trainer_keeps_its_device_report_and_drops_the_litlogger_advert(tmp_path, lightning_messages):
+    from pipeline.train import build_trainer
+
+    build_trainer(compose(["trainer.max_epochs=1"]), tmp_path)
+    assert any(m.startswith("GPU available") for m in lightning_messages), lightning_messages
+    assert not [m for m in lightning_messages if "litlogger" in m]
+
+
+def test_other_rank_zero_messages_still_pass(lightning_messages):
+    from lightning.pytorch.utilities import rank_zero_info
+
+    quiet_unactionable_notices()
+    quiet_unactionable_notices()  # twice: still one filter, still everything else through
+    rank_zero_info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+    rank_zero_info("Tip: a message that only looks alike")
+    assert lightning_messages == ["Tip: a message that only looks alike"]
+    filters = logging.getLogger("lightning.pytorch.utilities.rank_zero").filters
+    assert len(filters) == len(set(filters)) == 1
+
+
+def test_the_leafspec_deprecation_from_lightnings_own_code_is_dropped_and_nothing_else():
+    from lightning.pytorch.utilities._pytree import _tree_flatten
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_unactionable_notices()
+        quiet_unactionable_notices()
+        _tree_flatten(1.0)  # a leaf: Lightning builds a LeafSpec, which torch reports as deprecated
+        warnings.warn("some other future change", FutureWarning, stacklevel=1)
+        ours = [f for f in warnings.filters if f[1] is not None and "LeafSpec" in f[1].pattern]
+    assert [str(w.message) for w in caught] == ["some other future change"]
+    assert len(ours) == 1
