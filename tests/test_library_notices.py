@@ -23,11 +23,22 @@ class Collected(logging.Handler):
 @pytest.fixture
 def lightning_messages():
     """What Lightning logs to its users (its rank-zero messages reach the `lightning.pytorch` logger)."""
+    from pipeline.library_notices import RANK_ZERO_LOGGERS
+
     handler = Collected()
     parent = logging.getLogger("lightning.pytorch")
+    loggers = [parent, *map(logging.getLogger, RANK_ZERO_LOGGERS)]
+    # As Lightning sets them up, whatever logging set-up an earlier test in this worker made.
+    saved = [(lg.level, lg.disabled) for lg in loggers]
+    parent.setLevel(logging.INFO)
+    for lg in loggers:
+        lg.disabled = False
     parent.addHandler(handler)
     yield handler.messages
     parent.removeHandler(handler)
+    for lg, (level, disabled) in zip(loggers, saved, strict=True):
+        lg.setLevel(level)
+        lg.disabled = disabled
 
 
 def test_the_trainer_keeps_its_device_report_and_drops_the_litlogger_advert(tmp_path, lightning_messages):
