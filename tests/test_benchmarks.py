@@ -28,8 +28,12 @@ def bench_env(mnist_root, monkeypatch):
     torch.set_num_threads(threads)
 
 
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def positive(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    return finite(value) and value > 0
 
 
 def check_rows(rows: list[dict], benchmark: str | tuple[str, ...]) -> list[dict]:
@@ -43,7 +47,8 @@ def check_rows(rows: list[dict], benchmark: str | tuple[str, ...]) -> list[dict]
             assert r["note"].startswith("skipped: ") and r["ours"] is None and r["met"] is None
             continue
         assert not r["checks"].get("failed"), r["note"]
-        assert positive(r["ours"]), r
+        # A difference of timings is finite but may fall below zero within noise; a timing may not.
+        assert (finite if r["checks"].get("difference") else positive)(r["ours"]), r
         if r["baseline"] is not None:
             assert positive(r["baseline"]) and positive(r["ratio"])
             assert r["ratio"] == pytest.approx(r["ours"] / r["baseline"])
@@ -196,6 +201,14 @@ def test_whole_command_rows():
     # The stack's floor is the same bare script, timed against the same bare runs; no target.
     assert "floor" in floor["case"] and floor["baseline"] == whole["baseline"] and floor["target"] == ""
     assert floor["checks"]["bare_loop_s"][0] < floor["ours"]
+    # The sweep's overhead per job is what a job costs beyond the training its own log reports.
+    # Every sample is a timing; the per-job figures are differences of them.
+    sweep = rows[3]["checks"]
+    assert sweep["jobs_more"] == 2
+    samples = sweep["samples_one"] + sweep["samples_more"] + sweep["work_s_one"] + sweep["work_s_more"]
+    assert len(samples) == 4 and all(positive(s) for s in samples)
+    assert rows[3]["ours"] == pytest.approx(sweep["per_job_s"] - sweep["per_job_work_s"])
+    assert sweep["per_job_s"] == pytest.approx(sweep["samples_more"][0] - sweep["samples_one"][0])
 
 
 def test_gpu_is_skipped_without_cuda():
