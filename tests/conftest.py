@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -61,11 +63,48 @@ def run_module(
     module: str, *args: str, cwd: Path = PROJECT, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
     """Run `python -m module args` as a user would, returning the finished process."""
-    full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # never the user's store
-    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=_command_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def _command_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # never the user's store
+    return env | {"PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+_NOTE_IMPORTS = """
+import atexit, json, runpy, sys
+note, module, heavy = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+sys.argv = [module, *sys.argv[4:]]
+atexit.register(lambda: open(note, "w").write(json.dumps([m for m in heavy if m in sys.modules])))
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+HEAVY_MODULES = ("torch", "lightning", "mlflow")
+
+
+def run_module_noting_imports(
+    module: str, *args: str, cwd: Path = PROJECT, timeout: int = 120
+) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `python -m module args` as run_module does; also return which of HEAVY_MODULES it had
+    imported when it exited. What a quick answer must not wait for, checked without a clock."""
+    with tempfile.TemporaryDirectory() as tmp:
+        note = Path(tmp) / "imported.json"
+        out = subprocess.run(
+            [sys.executable, "-c", _NOTE_IMPORTS, str(note), module, ",".join(HEAVY_MODULES), *args],
+            cwd=cwd,
+            env=_command_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert note.is_file(), f"{module} exited without running its exit handlers:\n{out.stderr[-2000:]}"
+        return out, set(json.loads(note.read_text()))
 
 
 def need(ok: bool, why: str) -> None:

@@ -1,8 +1,5 @@
-import subprocess
-import sys
-
 import pytest
-from conftest import PROJECT, run_module
+from conftest import PROJECT, run_module, run_module_noting_imports
 from omegaconf import OmegaConf
 
 from pipeline.config import ConfigError, compose, load_params, validate
@@ -62,15 +59,9 @@ def test_missing_params_file_says_how_to_make_it(tmp_path):
 
 
 def test_config_error_on_the_command_line_comes_before_torch_is_imported():
-    probe = (
-        "import sys, runpy; sys.argv=['pipeline.train', 'data.batch_size=-1']\n"
-        "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
-        "except SystemExit as e:\n    print('EXIT', e.code)\n"
-        "print('TORCH', 'torch' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
-    assert "data.batch_size must be a positive int, got -1" in out.stdout + out.stderr
-    assert "TORCH False" in out.stdout
+    out, imported = run_module_noting_imports("pipeline.train", "data.batch_size=-1")
+    assert out.returncode != 0 and "data.batch_size must be a positive int, got -1" in out.stdout + out.stderr
+    assert not imported, imported
 
 
 def test_unknown_group_choice_lists_the_options():
@@ -80,15 +71,9 @@ def test_unknown_group_choice_lists_the_options():
 
 
 def test_help_answers_without_importing_torch():
-    probe = (
-        "import sys, runpy; sys.argv=['pipeline.train', '--help']\n"
-        "try:\n    runpy.run_module('pipeline.train', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print('TORCH', 'torch' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
-    assert "model: cnn, linear, mlp" in out.stdout
-    assert "TORCH False" in out.stdout
+    out, imported = run_module_noting_imports("pipeline.train", "--help")
+    assert out.returncode == 0 and "model: cnn, linear, mlp" in out.stdout
+    assert not imported, imported
 
 
 def test_config_name_lists_match_the_robustness_registries():

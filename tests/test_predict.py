@@ -5,11 +5,10 @@ refused with a clear message and exit code 2."""
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import run_module, run_module_noting_imports
 from PIL import Image
 
 N = 100
@@ -158,16 +157,14 @@ def test_bad_input_is_refused_clearly_before_loading_a_model(tmp_path, trained):
         ),
     ]
     for args, message in cases:
-        started = time.monotonic()
-        out = run_module("pipeline.predict", *args, cwd=tmp_path)
+        out, imported = run_module_noting_imports("pipeline.predict", *args, cwd=tmp_path)
         assert out.returncode == 2, (args, out.stdout, out.stderr[-2000:])
         assert message in out.stderr and "Traceback" not in out.stderr, (message, out.stderr[-2000:])
         if "--model" not in args and "--checkpoint" not in args:
-            assert time.monotonic() - started < 15  # refused before torch or MLflow are loaded
+            assert not imported & {"torch", "mlflow"}, (args, imported)  # refused before either is loaded
 
 
-def test_help_is_fast(tmp_path):
-    started = time.monotonic()
-    out = run_module("pipeline.predict", "--help", cwd=tmp_path)
+def test_help_answers_without_loading_torch_or_mlflow(tmp_path):
+    out, imported = run_module_noting_imports("pipeline.predict", "--help", cwd=tmp_path)
     assert out.returncode == 0 and "--checkpoint" in out.stdout and "28x28" in out.stdout
-    assert time.monotonic() - started < 10
+    assert not imported, imported
