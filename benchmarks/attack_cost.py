@@ -53,8 +53,8 @@ def plain_accuracy(model, x, y) -> float:
 
 def load_model(arch: str):
     """(model, where it came from): a trained checkpoint of this architecture if there is one."""
-    from pipeline.config import compose
-    from pipeline.models import build_model, load_checkpoint
+    from pipeline.config.settings import compose
+    from pipeline.nn.builders import build_model, load_checkpoint
 
     for path in CHECKPOINTS:
         if path.is_file():
@@ -69,9 +69,9 @@ def load_model(arch: str):
 
 
 def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
-    from pipeline.config import compose
-    from pipeline.data import load_split
-    from pipeline.images import to_model_input
+    from pipeline.config.settings import compose
+    from pipeline.data.mnist import load_split
+    from pipeline.nn.images import to_model_input
     from pipeline.robustness.attacks import accuracy_under_attack, pgd
 
     images, labels = load_split(data_root(), "test")

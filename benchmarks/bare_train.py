@@ -37,7 +37,7 @@ def main() -> None:
         nvml_check = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
         import hydra  # noqa: F401
 
-        from pipeline.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
+        from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
 
         with packages_hidden_while_importing(*UNUSED_BY_TRAINING):  # as training imports it
             import lightning  # noqa: F401

@@ -26,8 +26,8 @@ BATCH = 128
 
 
 def _model(arch: str, channels_last: bool = False) -> torch.nn.Module:
-    from pipeline.config import compose
-    from pipeline.models import build_model
+    from pipeline.config.settings import compose
+    from pipeline.nn.builders import build_model
 
     torch.manual_seed(0)
     model = build_model(compose([f"model={arch}"]).model)
@@ -145,8 +145,8 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
 
     # bf16 autocast vs fp32.
     from benchmarks.attack_cost import load_model
-    from pipeline.data import load_split
-    from pipeline.images import to_model_input
+    from pipeline.data.mnist import load_split
+    from pipeline.nn.images import to_model_input
 
     images, _labels = load_split(data_root(), "test")
     x_test = to_model_input(images[:2000])

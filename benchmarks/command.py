@@ -1,11 +1,11 @@
-"""Whole commands, as a user waits for them: `python -m pipeline.train` against a bare script.
+"""Whole commands, as a user waits for them: `python -m pipeline.stages.train` against a bare script.
 
-    train, 8 epochs   `python -m pipeline.train` (seed MLP, defaults: train, evaluate, MLflow run,
+    train, 8 epochs   `python -m pipeline.stages.train` (seed MLP, defaults: train, evaluate, MLflow run,
                       registered model) vs benchmarks/bare_train.py doing the same 8 epochs on the
                       same tensors with a test evaluation after each; whole processes, interleaved
     stack floor       the bare script that also imports Lightning, MLflow's SQLite store and Hydra
                       (`--import-stack`) vs the bare script: what the libraries alone cost a command
-    fixed cost        a 1-epoch `python -m pipeline.train` minus the bare script's own 1-epoch loop
+    fixed cost        a 1-epoch `python -m pipeline.stages.train` minus the bare script's own 1-epoch loop
                       time: imports, store, run, checkpoint, evaluation, model logging, figures
     sweep job         what one more job adds to an in-process sweep (`-m seed=...`, 1 epoch each)
                       beyond its own training and evaluation: (T(3 jobs) - T(1 job)) / 2 minus the
@@ -33,7 +33,7 @@ def _train_cmd(tmp: Path, name: str, *overrides: str, multirun: bool = False) ->
     return [
         PY,
         "-m",
-        "pipeline.train",
+        "pipeline.stages.train",
         *(["-m"] if multirun else []),
         *where,
         f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",

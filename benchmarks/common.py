@@ -191,14 +191,14 @@ def timed_process(cmd: list[str], cwd: Path, env: dict | None = None, timeout: f
 
 
 def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | None = None, command: str = "benchmark"):
-    """Train as `pipeline.train.fit` does: the same Classifier, Trainer, callbacks and an MLflow run
+    """Train as `pipeline.stages.train.fit` does: the same Classifier, Trainer, callbacks and an MLflow run
     (into cfg.tracking.uri), plus `callbacks`; optionally from given initial weights. Returns (trainer, module)."""
     import lightning as L
 
-    from pipeline import tracking
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.module import Classifier
-    from pipeline.train import build_trainer
+    from pipeline.stages.train import build_trainer
+    from pipeline.tracking import core as tracking
+    from pipeline.training.datamodule import MNISTDataModule
+    from pipeline.training.module import Classifier
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = Classifier.from_config(cfg)

@@ -27,7 +27,7 @@ TARGET = (">=", 30, "ratio")
 
 def torchvision_folder(root: Path, source: Path) -> Path:
     """Write the four IDX files where torchvision.datasets.MNIST looks: <root>/MNIST/raw/."""
-    from pipeline.data import encode_idx, load_split
+    from pipeline.data.mnist import encode_idx, load_split
 
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    from pipeline.datamodule import MNISTDataModule, TensorBatches, random_affine
+    from pipeline.training.datamodule import MNISTDataModule, TensorBatches, random_affine
 
     n = 4096 if quick else None  # quick: a slice of the split, same slice for both sides
     dm = MNISTDataModule(root=str(data_root()))

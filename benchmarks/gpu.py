@@ -4,10 +4,10 @@ CNN to 99.5 %   experiment=cnn with trainer=gpu trainer.precision=bf16-mixed: da
                 GPU (MNISTDataModule puts the tensors on the root device), channels_last from
                 conf/model/cnn.yaml; seconds of training to 99.5 % test accuracy, target <= 10 s
                 (an H100). Measured with time_to_accuracy.train_to_accuracy: the Trainer `fit` builds
-                (pipeline.train.build_trainer, our callbacks, MLflow into a temp store), plus a
+                (pipeline.stages.train.build_trainer, our callbacks, MLflow into a temp store), plus a
                 callback that stops at the target (fit itself cannot stop there).
 DDP scaling     with more than one GPU: seconds per epoch (median of epochs 2-3, from the run's
-                history.csv) of `python -m pipeline.train --params` with trainer=gpu (1 GPU) and with
+                history.csv) of `python -m pipeline.stages.train --params` with trainer=gpu (1 GPU) and with
                 trainer=ddp (all GPUs); efficiency = t1 / (n * tn). DDP splits each epoch between
                 the ranks, so the ideal is 1.0.
 """
@@ -28,10 +28,10 @@ GPU = ["experiment=cnn", "trainer=gpu", "trainer.precision=bf16-mixed"]
 
 
 def epoch_seconds(overrides: list[str], tmp: Path) -> list[float]:
-    """Per-epoch seconds of a real `python -m pipeline.train --params` run (DDP re-launches it per GPU)."""
+    """Per-epoch seconds of a real `python -m pipeline.stages.train --params` run (DDP re-launches it per GPU)."""
     from omegaconf import OmegaConf
 
-    from pipeline.config import compose
+    from pipeline.config.settings import compose
 
     cfg = compose(
         [
@@ -44,7 +44,7 @@ def epoch_seconds(overrides: list[str], tmp: Path) -> list[float]:
     )
     OmegaConf.save(cfg, tmp / "params.yaml")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.train", "--params", "params.yaml"],
+        [sys.executable, "-m", "pipeline.stages.train", "--params", "params.yaml"],
         cwd=tmp,
         env=clean_env(),
         capture_output=True,

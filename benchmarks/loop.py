@@ -1,6 +1,6 @@
 """Training-loop overhead: our Lightning training vs a hand-written PyTorch loop doing the same work.
 
-ours:  Classifier + MNISTDataModule + the Trainer from pipeline.train.build_trainer, i.e. with our
+ours:  Classifier + MNISTDataModule + the Trainer from pipeline.stages.train.build_trainer, i.e. with our
        callbacks (ModelCheckpoint, per-epoch history CSV + MLflow logging into a throwaway SQLite
        store in a temp dir, epoch seeding), exactly as `fit` builds it.
 plain: the same model class and initial weights, the datamodule's own TensorBatches (same order), the
@@ -41,7 +41,7 @@ ACC_TOLERANCE = 0.002  # same weights and batches: the accuracies should agree t
 
 
 def compose_cfg(overrides: list[str], tmp: Path, epochs: int):
-    from pipeline.config import compose, validate
+    from pipeline.config.settings import compose, validate
 
     cfg = compose(
         [
@@ -81,7 +81,7 @@ def _clock():
 
 def initial_state(cfg) -> dict:
     """The weights both loops start from: a Classifier's model, built as training builds it."""
-    from pipeline.module import Classifier
+    from pipeline.training.module import Classifier
 
     torch.manual_seed(cfg.seed)
     net = Classifier.from_config(cfg).net
@@ -102,8 +102,8 @@ def run_ours(cfg, init_state: dict, run_dir: Path, extra_callbacks=()) -> dict:
 
 
 def run_plain(cfg, init_state: dict) -> dict:
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.models import build_model
+    from pipeline.nn.builders import build_model
+    from pipeline.training.datamodule import MNISTDataModule
 
     assert cfg.optim.name == "adam" and cfg.optim.scheduler == "none", "the plain loop implements Adam only"
     assert not cfg.data.augment and cfg.adversarial.method == "none"
@@ -158,8 +158,8 @@ def run_floor(cfg, init_state: dict) -> dict:
     """The plain loop's work inside Lightning's loop, with nothing of ours around it (see the module doc)."""
     import lightning as L
 
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.models import build_model
+    from pipeline.nn.builders import build_model
+    from pipeline.training.datamodule import MNISTDataModule
 
     class Minimal(L.LightningModule):
         def __init__(self):

@@ -1,4 +1,4 @@
-"""Start-up: how long `python -m pipeline.train` takes before it does anything useful.
+"""Start-up: how long `python -m pipeline.stages.train` takes before it does anything useful.
 
     --help               Hydra's help; must not import torch
     config error         `data.batch_size=0`, rejected with "error: ..." before torch is imported
@@ -76,14 +76,14 @@ def imports_torch(cmd: list[str], cwd: Path) -> bool:
 
 
 def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     repeats = 1 if quick else repeats
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         tmp = Path(tmp)  # the working directory of every command: Hydra and MLflow write nothing in the repo
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
         tracking.experiment_id(tracking.client(uri), "mnist", uri)  # an existing store, as a user has one
-        train = [PY, "-m", "pipeline.train"]
+        train = [PY, "-m", "pipeline.stages.train"]
         error_cmd = [*train, "data.batch_size=0"]
         runs = iter(range(10**6))
         first_step = lambda: until_line(  # noqa: E731

@@ -69,7 +69,7 @@ def _stopper(target: float):
 def train_to_accuracy(overrides: list[str], target: float, tmp: Path) -> dict:
     """Train as `fit` does (same Trainer, same callbacks, MLflow run) until test accuracy >= target."""
     from benchmarks.common import train_like_pipeline
-    from pipeline.config import compose, validate
+    from pipeline.config.settings import compose, validate
 
     cfg = compose(
         [
@@ -123,7 +123,7 @@ def pipeline_stages(repeats: int = 1) -> list[dict]:
     """`dvc repro` on a fresh clone of this repository, one stage at a time in the pipeline's order
     (`dvc repro -s <stage>`): the minutes a newcomer waits after set-up, and where they go. The data
     stage fetches MNIST as a fresh clone does; each clone has its own MLflow store."""
-    from pipeline.stages import STAGES
+    from pipeline.stages.order import STAGES
 
     dvc = str(Path(sys.executable).with_name("dvc"))
     rows, times = [], {s: [] for s in STAGES}

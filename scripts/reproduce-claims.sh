@@ -11,8 +11,8 @@ if [ ${#presets[@]} -eq 0 ]; then
   presets=(claim_mlp claim_linear claim_activations claim_scaling claim_samples_mlp optuna_mlp claim_cnn claim_samples_cnn)
 fi
 for preset in "${presets[@]}"; do
-  echo "=== $preset: python -m pipeline.train experiment=$preset ${OVERRIDES:-}"
+  echo "=== $preset: python -m pipeline.stages.train experiment=$preset ${OVERRIDES:-}"
   # shellcheck disable=SC2086
-  python -m pipeline.train "experiment=$preset" ${OVERRIDES:-}
+  python -m pipeline.stages.train "experiment=$preset" ${OVERRIDES:-}
 done
 dvc repro report

@@ -19,7 +19,7 @@ sys.path[:0] = [str(PROJECT / "tests"), str(PROJECT / "src")]
 
 from code_graph import closure  # noqa: E402
 
-from pipeline import stages  # noqa: E402
+from pipeline.stages import order as stages  # noqa: E402
 
 
 def main() -> int:

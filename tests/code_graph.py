@@ -16,7 +16,7 @@ SRC = PROJECT / "src"
 
 
 def module_file(name: str) -> Path | None:
-    """pipeline.robustness.stage -> src/pipeline/robustness/stage.py (None if not a project module)."""
+    """pipeline.stages.robustness -> src/pipeline/stages/robustness.py (None if not a project module)."""
     base = SRC.joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -25,14 +25,14 @@ def module_file(name: str) -> Path | None:
 
 
 def module_name(path: Path) -> str:
-    """src/pipeline/plots.py -> pipeline.plots; benchmarks/run.py -> benchmarks.run."""
+    """src/pipeline/common/plots.py -> pipeline.common.plots; benchmarks/run.py -> benchmarks.run."""
     root = SRC if path.is_relative_to(SRC) else PROJECT
     parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _packages_of(name: str) -> list[str]:
-    """pipeline.robustness.stage -> [pipeline, pipeline.robustness]: importing it runs their __init__."""
+    """pipeline.stages.robustness -> [pipeline, pipeline.robustness]: importing it runs their __init__."""
     parts = name.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
@@ -53,7 +53,7 @@ def imported_modules(path: Path) -> frozenset[str]:
             else:
                 mod = node.module or ""
             found.add(mod)
-            # `from pipeline import plots` imports the submodule pipeline.plots
+            # `from pipeline import plots` imports the submodule pipeline.common.plots
             found.update(f"{mod}.{alias.name}" for alias in node.names)
     return frozenset(found)
 

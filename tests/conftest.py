@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
     """A prepared data/mnist folder: the project's own if `dvc repro data` ran, else fetched now."""
-    from pipeline.data import is_prepared, prepare
+    from pipeline.data.mnist import is_prepared, prepare
 
     own = PROJECT / "data" / "mnist"
     if is_prepared(own):
@@ -49,7 +49,7 @@ def mnist_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def idx_dir(mnist_root, tmp_path_factory) -> Path:
     """The four official IDX files (two gzip-compressed), rebuilt from the prepared tensors."""
-    from pipeline.data import encode_idx, load_split
+    from pipeline.data.mnist import encode_idx, load_split
 
     folder = tmp_path_factory.mktemp("idx")
     for split, prefix in (("train", "train"), ("test", "t10k")):

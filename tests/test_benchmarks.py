@@ -74,7 +74,7 @@ def test_torchvision_folder_is_what_torchvision_reads(mnist_root, tmp_path):
     from torchvision.datasets import MNIST
 
     from benchmarks.data_path import torchvision_folder
-    from pipeline.data import load_split
+    from pipeline.data.mnist import load_split
 
     ds = MNIST(root=str(torchvision_folder(tmp_path, mnist_root)), train=False, download=False)
     images, labels = load_split(mnist_root, "test")
@@ -131,7 +131,7 @@ def test_attack_cost():
 
 def test_plain_pgd_stays_in_the_eps_ball():
     from benchmarks.attack_cost import plain_pgd
-    from pipeline.models import MLP
+    from pipeline.nn.models import MLP
 
     torch.manual_seed(0)
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.calibration import expected_calibration_error, reliability_bins
+from pipeline.nn.calibration import expected_calibration_error, reliability_bins
 
 
 def _two_class(confidence: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ import pytest
 from conftest import run_module
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import CONF_DIR, compose
+from pipeline.config.settings import CONF_DIR, compose
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem.startswith(("claim_", "optuna")))
 # Each preset's sweep cut to 2 jobs and a few steps; the preset's own settings stay.
@@ -37,7 +37,7 @@ def test_every_preset_has_a_tiny_sweep():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_to_a_valid_config(preset):
-    from pipeline.config import validate
+    from pipeline.config.settings import validate
 
     cfg = compose([f"experiment={preset}"])
     validate(cfg)
@@ -61,7 +61,7 @@ def swept(tmp_path_factory, mnist_root):
     for preset in PRESETS:
         job = [o for o in TINY_JOB if o.split("=")[0] not in {t.split("=")[0] for t in TINY_SWEEP[preset]}]
         outputs[preset] = run_module(
-            "pipeline.train",
+            "pipeline.stages.train",
             f"experiment={preset}",
             *TINY_SWEEP[preset],
             *job,
@@ -119,14 +119,14 @@ def test_sweep_values_reach_the_jobs(swept):
 @pytest.mark.slow
 def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     root, uri, _ = swept
-    out = run_module("pipeline.report", f"tracking.uri={uri}", f"run_dir={tmp_path / 'none'}", cwd=root)
+    out = run_module("pipeline.stages.report", f"tracking.uri={uri}", f"run_dir={tmp_path / 'none'}", cwd=root)
     assert out.returncode == 0, out.stderr[-3000:]
     md = (root / "reports" / "report.md").read_text()
     page = (root / "reports" / "report.html").read_text()
     for number in "12345678":
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
-    assert "python -m pipeline.train experiment=claim_cnn" in md
+    assert "python -m pipeline.stages.train experiment=claim_cnn" in md
     for figure in ("activations", "scaling", "samples", "linear"):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000
         assert f"figures/{figure}.png" in md and f'src="figures/{figure}.png"' in page
@@ -143,7 +143,7 @@ def test_ddp_inside_a_sweep_runs_each_job_once(tmp_path, mnist_root):
     """Lightning restarts DDP ranks from sys.argv; inside a multirun that must not relaunch the sweep."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         "trainer=ddp_cpu",
         "seed=1,2",

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from pipeline import claims, collapse
-from pipeline.datamodule import TensorBatches
-from pipeline.models import MLP
+from pipeline.claims import checks as claims
+from pipeline.nn import collapse
+from pipeline.nn.models import MLP
+from pipeline.training.datamodule import TensorBatches
 
 
 @pytest.mark.parametrize("hidden", [(), (32,), (64, 32, 16)])

@@ -2,14 +2,14 @@ import pytest
 from conftest import PROJECT, run_module, run_module_noting_imports
 from omegaconf import OmegaConf
 
-from pipeline.config import ConfigError, compose, load_params, validate
+from pipeline.config.settings import ConfigError, compose, load_params, validate
 
 
 def test_params_yaml_is_the_composed_default():
-    """params.yaml must not drift from conf/: regenerate with `python -m pipeline.config > params.yaml`."""
+    """params.yaml must not drift from conf/: regenerate with `python -m pipeline.stages.config > params.yaml`."""
     committed = OmegaConf.to_container(OmegaConf.load(PROJECT / "params.yaml"))
     assert committed == OmegaConf.to_container(compose()), (
-        "params.yaml differs from conf/; run `python -m pipeline.config > params.yaml`"
+        "params.yaml differs from conf/; run `python -m pipeline.stages.config > params.yaml`"
     )
 
 
@@ -54,30 +54,30 @@ def test_bad_values_are_named_with_the_fix(override, message):
 
 
 def test_missing_params_file_says_how_to_make_it(tmp_path):
-    with pytest.raises(ConfigError, match=r"python -m pipeline.config >"):
+    with pytest.raises(ConfigError, match=r"python -m pipeline.stages.config >"):
         load_params(tmp_path / "params.yaml")
 
 
 def test_config_error_on_the_command_line_comes_before_torch_is_imported():
-    out, imported = run_module_noting_imports("pipeline.train", "data.batch_size=-1")
+    out, imported = run_module_noting_imports("pipeline.stages.train", "data.batch_size=-1")
     assert out.returncode != 0 and "data.batch_size must be a positive int, got -1" in out.stdout + out.stderr
     assert not imported, imported
 
 
 def test_unknown_group_choice_lists_the_options():
-    out = run_module("pipeline.train", "model=resnet", timeout=120)
+    out = run_module("pipeline.stages.train", "model=resnet", timeout=120)
     assert out.returncode != 0
     assert "model/resnet" in out.stderr and "cnn" in out.stderr and "linear" in out.stderr
 
 
 def test_help_answers_without_importing_torch():
-    out, imported = run_module_noting_imports("pipeline.train", "--help")
+    out, imported = run_module_noting_imports("pipeline.stages.train", "--help")
     assert out.returncode == 0 and "model: cnn, linear, mlp" in out.stdout
     assert not imported, imported
 
 
 def test_config_name_lists_match_the_robustness_registries():
-    from pipeline import config
+    from pipeline.config import settings as config
     from pipeline.robustness.attacks import ATTACKS
     from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
 
@@ -88,7 +88,8 @@ def test_config_name_lists_match_the_robustness_registries():
 
 
 def test_config_choices_match_the_builders():
-    from pipeline import builders, config
+    from pipeline.config import settings as config
+    from pipeline.nn import builders
 
     assert list(config.ARCHS) == list(builders.MODELS)
     assert list(config.OPTIMIZERS) == list(builders.OPTIMIZERS)
@@ -101,6 +102,6 @@ def test_presets_fill_the_experiment_slot_and_the_older_plus_spelling_still_work
     assert OmegaConf.to_yaml(compose(["+experiment=claim_mlp"])) == OmegaConf.to_yaml(slot)
     assert "after_training: false" in OmegaConf.to_yaml(compose()).replace("after_training: False", "")
     for spelling in ("experiment=cnn", "+experiment=cnn"):  # the command line, through Hydra's own parser
-        out = run_module("pipeline.train", spelling, "--cfg", "job", "--package", "model", timeout=120)
+        out = run_module("pipeline.stages.train", spelling, "--cfg", "job", "--package", "model", timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         assert "arch: cnn" in out.stdout

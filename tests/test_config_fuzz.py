@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from pipeline.config import CONF_DIR, ConfigError, check_group_overrides, compose, validate
+from pipeline.config.settings import CONF_DIR, ConfigError, check_group_overrides, compose, validate
 
 
 def _leaf_keys() -> list[str]:
@@ -135,7 +135,7 @@ def test_wrong_shapes_name_the_key(override, message):
     ],
 )
 def test_command_line_gives_the_message_without_a_traceback(override, message, tmp_path):
-    out = run_module("pipeline.train", override, f"run_dir={tmp_path / 'run'}", cwd=tmp_path)
+    out = run_module("pipeline.stages.train", override, f"run_dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert message in out.stderr
     assert not (tmp_path / "run").exists()  # stopped before anything was written

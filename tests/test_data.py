@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from pipeline import data
-from pipeline.data import IDX_SHA256, DataError, decode_idx, encode_idx, load_split, prepare
+from pipeline.data import mnist as data
+from pipeline.data.mnist import IDX_SHA256, DataError, decode_idx, encode_idx, load_split, prepare
 
 
 def test_prepared_mnist_is_the_official_data(mnist_root):

@@ -1,6 +1,6 @@
 import torch
 
-from pipeline.datamodule import MNISTDataModule, TensorBatches, random_affine
+from pipeline.training.datamodule import MNISTDataModule, TensorBatches, random_affine
 
 
 def _batches(n=103, batch=10, **kw):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from code_graph import PROJECT, SRC, closure
 
-from pipeline import stages
+from pipeline.stages import order as stages
 
 DVC_YAML = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
 
@@ -59,13 +59,13 @@ def test_each_stage_declares_exactly_the_code_it_runs(stage):
 
 
 def test_the_closure_follows_function_level_and_relative_imports():
-    runs = {str(p.relative_to(SRC)) for p in closure("pipeline.evaluate")}
+    runs = {str(p.relative_to(SRC)) for p in closure("pipeline.stages.evaluate")}
     # evaluate.py imports filters, collapse and the registry inside functions only
-    assert {"pipeline/filters.py", "pipeline/collapse.py", "pipeline/registry.py"} <= runs
+    assert {"pipeline/nn/filters.py", "pipeline/nn/collapse.py", "pipeline/tracking/registry.py"} <= runs
     # robustness/autoattack.py reaches attacks.py through `from .attacks import ...`
-    assert "pipeline/robustness/attacks.py" in {str(p.relative_to(SRC)) for p in closure("pipeline.robustness")}
+    assert "pipeline/robustness/attacks.py" in {str(p.relative_to(SRC)) for p in closure("pipeline.stages.robustness")}
     # training stops at train: the later stages run from stages.py by name, never by the DVC stage
-    assert "pipeline/evaluate.py" not in {str(p.relative_to(SRC)) for p in closure("pipeline.train")}
+    assert "pipeline/stages/evaluate.py" not in {str(p.relative_to(SRC)) for p in closure("pipeline.stages.train")}
 
 
 def test_parameters_are_declared_by_whole_sections():
@@ -131,11 +131,11 @@ def recorded_copy(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "module",
     [
-        "pipeline/filters.py",
-        "pipeline/plots.py",
+        "pipeline/nn/filters.py",
+        "pipeline/common/plots.py",
         "pipeline/robustness/attacks.py",
-        "pipeline/tracking.py",
-        "pipeline/claims.py",
+        "pipeline/tracking/core.py",
+        "pipeline/claims/checks.py",
     ],
 )
 def test_editing_a_module_makes_exactly_the_stages_that_run_it_stale(recorded_copy, module):

@@ -30,7 +30,7 @@ def _git(cwd, *args):
 def test_push_then_pull_on_a_fresh_clone_restores_the_outputs(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     params = run_module(
-        "pipeline.config",
+        "pipeline.stages.config",
         "data.source=local",
         f"data.local_dir={idx_dir}",
         "data.train_subset=2000",

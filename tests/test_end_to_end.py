@@ -28,7 +28,12 @@ def tiny_run(tmp_path_factory, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
     out = run_module(
-        "pipeline.train", *TINY, f"run_dir={run_dir}", f"tracking.uri={uri}", f"data.root={mnist_root}", cwd=tmp_path
+        "pipeline.stages.train",
+        *TINY,
+        f"run_dir={run_dir}",
+        f"tracking.uri={uri}",
+        f"data.root={mnist_root}",
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return run_dir, uri, out
@@ -56,7 +61,7 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test"]["acc"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1, 2]
     assert run.data.tags["model"] == "mlp" and run.data.tags["git.commit"]
-    assert "python -m pipeline.train" in run.data.tags["mlflow.note.content"]
+    assert "python -m pipeline.stages.train" in run.data.tags["mlflow.note.content"]
     assert run.info.run_name.startswith("mlp-128x64-relu-adam0.001-s42-")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "checkpoints", "evaluation"} <= artifacts
@@ -67,7 +72,7 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
 
 
 def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
-    from pipeline.data import IDX_SHA256, dataset_digest
+    from pipeline.data.mnist import IDX_SHA256, dataset_digest
 
     _, uri, _ = tiny_run
     client, run = _only_run(uri)
@@ -82,7 +87,7 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
     assert json.loads(entry.dataset.source)["url"].startswith("https://")
     tags = run.data.tags
     assert tags["mlflow.source.git.commit"] == tags["git.commit"] != "unknown"
-    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"] == "python -m pipeline.train"
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"] == "python -m pipeline.stages.train"
     assert tags["mlflow.user"]
 
 
@@ -90,7 +95,7 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
 def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_root):
     run_dir, uri, _ = tiny_run
     out = run_module(
-        "pipeline.robustness",
+        "pipeline.stages.robustness",
         f"run_dir={run_dir}",
         f"tracking.uri={uri}",
         f"data.root={mnist_root}",
@@ -121,9 +126,9 @@ def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_ro
 
 
 def test_bad_robustness_settings_are_refused_before_work(tmp_path):
-    out = run_module("pipeline.robustness", "robustness.eps=[0.1,2.0]", f"run_dir={tmp_path}", cwd=tmp_path)
+    out = run_module("pipeline.stages.robustness", "robustness.eps=[0.1,2.0]", f"run_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode != 0 and "every eps must be in [0, 1]" in out.stderr
-    out = run_module("pipeline.robustness", "robustness.attacks=[cw]", f"run_dir={tmp_path}", cwd=tmp_path)
+    out = run_module("pipeline.stages.robustness", "robustness.attacks=[cw]", f"run_dir={tmp_path}", cwd=tmp_path)
     assert "valid: fgsm, pgd" in out.stderr
 
 
@@ -131,7 +136,7 @@ def test_bad_robustness_settings_are_refused_before_work(tmp_path):
 def test_failed_training_marks_the_run_failed(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         *TINY,
         f"run_dir={tmp_path / 'run'}",
         f"tracking.uri={uri}",
@@ -148,7 +153,7 @@ def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_dir = tmp_path / "run"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "trainer=ddp_cpu",
         "data.train_subset=1000",
         "trainer.max_epochs=1",
@@ -199,7 +204,7 @@ def _dvc(project, *args, timeout=900):
 def test_dvc_repro_default_pipeline_reaches_97_percent_then_does_nothing(tmp_path, idx_dir):
     project = _project_copy(tmp_path, idx_dir)
     params = run_module(
-        "pipeline.config", "data.source=local", f"data.local_dir={idx_dir}", "robustness=quick", cwd=project
+        "pipeline.stages.config", "data.source=local", f"data.local_dir={idx_dir}", "robustness=quick", cwd=project
     )
     (project / "params.yaml").write_text(params.stdout)
 
@@ -261,7 +266,7 @@ def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx
 
     project = _project_copy(tmp_path, idx_dir)
     params = run_module(
-        "pipeline.config",
+        "pipeline.stages.config",
         "data.source=local",
         f"data.local_dir={idx_dir}",
         "robustness=quick",

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import filters, plots
-from pipeline.models import CNN, MLP, SmallConv
+from pipeline.common import plots
+from pipeline.nn import filters
+from pipeline.nn.models import CNN, MLP, SmallConv
 
 
 def test_mosaic_puts_tile_i_at_its_row_and_column_with_blank_gaps():

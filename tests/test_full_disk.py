@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import need, run_module
 
-from pipeline import atomic
+from pipeline.common import atomic
 
 MLP_PARAMETERS = 109_386  # the default 784-128-64-10 MLP
 # A checkpoint holds the weights and Adam's two moments: about 12 bytes a parameter.
@@ -58,7 +58,7 @@ def test_training_on_a_full_disk_fails_cleanly_and_resumes(small_disk, tmp_path,
         f"tracking.uri={uri}",
         f"data.root={mnist_root}",
     )
-    failed = run_module("pipeline.train", *args, cwd=tmp_path)
+    failed = run_module("pipeline.stages.train", *args, cwd=tmp_path)
 
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
@@ -77,7 +77,7 @@ def test_training_on_a_full_disk_fails_cleanly_and_resumes(small_disk, tmp_path,
     assert status == "FAILED" and "the disk is full" in failure
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space is back
-    resumed = run_module("pipeline.train", *args, cwd=tmp_path)
+    resumed = run_module("pipeline.stages.train", *args, cwd=tmp_path)
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming MLflow run {ref['run_id']}" in resumed.stdout

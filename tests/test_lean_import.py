@@ -8,7 +8,7 @@ import sys
 
 CHECK = """
 import sys
-from pipeline.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
+from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
 from lightning_utilities.core import imports as lu
 real_find = lu.find_spec
 with packages_hidden_while_importing(*UNUSED_BY_TRAINING):
@@ -34,7 +34,7 @@ def test_a_second_block_changes_nothing():
     import torchmetrics  # noqa: F401  (imported: the block has nothing left to spare)
     from lightning_utilities.core import imports as lu
 
-    from pipeline.lean_import import packages_hidden_while_importing
+    from pipeline.stages.lean_import import packages_hidden_while_importing
 
     real = lu.find_spec
     with packages_hidden_while_importing("scipy"):

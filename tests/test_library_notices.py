@@ -7,8 +7,8 @@ import warnings
 
 import pytest
 
-from pipeline.config import compose
-from pipeline.library_notices import quiet_unactionable_notices
+from pipeline.config.settings import compose
+from pipeline.stages.library_notices import quiet_unactionable_notices
 
 
 class Collected(logging.Handler):
@@ -23,7 +23,7 @@ class Collected(logging.Handler):
 @pytest.fixture
 def lightning_messages():
     """What Lightning logs to its users (its rank-zero messages reach the `lightning.pytorch` logger)."""
-    from pipeline.library_notices import RANK_ZERO_LOGGERS
+    from pipeline.stages.library_notices import RANK_ZERO_LOGGERS
 
     handler = Collected()
     parent = logging.getLogger("lightning.pytorch")
@@ -42,7 +42,7 @@ def lightning_messages():
 
 
 def test_the_trainer_keeps_its_device_report_and_drops_the_litlogger_advert(tmp_path, lightning_messages):
-    from pipeline.train import build_trainer
+    from pipeline.stages.train import build_trainer
 
     build_trainer(compose(["trainer.max_epochs=1"]), tmp_path)
     assert any(m.startswith("GPU available") for m in lightning_messages), lightning_messages

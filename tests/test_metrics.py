@@ -1,6 +1,6 @@
 import torch
 
-from pipeline.metrics import confusion_matrix, precision_recall
+from pipeline.nn.metrics import confusion_matrix, precision_recall
 
 
 def test_confusion_rows_are_true_classes():

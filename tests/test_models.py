@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.models import CNN, MLP, build_model, count_parameters, load_checkpoint
+from pipeline.nn.builders import build_model, load_checkpoint
+from pipeline.nn.models import CNN, MLP, count_parameters
 
 
 def test_seed_mlp_has_exactly_109386_parameters():
@@ -49,7 +50,7 @@ def test_unknown_activation_is_rejected_with_choices():
 
 
 def test_checkpoint_round_trip_loads_weights_only(tmp_path):
-    from pipeline.module import Classifier
+    from pipeline.training.module import Classifier
 
     module = Classifier({"arch": "mlp", "hidden": [16], "activation": "relu"}, {"name": "adam", "lr": 1e-3})
     path = tmp_path / "m.ckpt"
@@ -77,7 +78,7 @@ def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
 
 @pytest.mark.parametrize("method", ["fgsm", "pgd"])
 def test_adversarial_training_batches_stay_in_the_eps_ball(method):
-    from pipeline.module import Classifier
+    from pipeline.training.module import Classifier
 
     torch.manual_seed(0)
     module = Classifier(
@@ -99,7 +100,7 @@ def test_adversarial_training_batches_stay_in_the_eps_ball(method):
 def test_training_loss_is_cross_entropy_with_the_configured_label_smoothing(smoothing):
     from types import SimpleNamespace
 
-    from pipeline.module import Classifier
+    from pipeline.training.module import Classifier
 
     torch.manual_seed(0)
     module = Classifier(

@@ -11,8 +11,8 @@ import ctypes
 import pytest
 import torch
 
-from pipeline import train
-from pipeline.config import compose, validate
+from pipeline.config.settings import compose, validate
+from pipeline.stages import train
 
 VAR = train.NVML_CHECK
 

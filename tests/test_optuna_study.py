@@ -40,7 +40,7 @@ def sweep_args(root: Path, storage: str, uri: str, mnist_root: Path, n_trials: i
 def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.train", *args],
+        [sys.executable, "-m", "pipeline.stages.train", *args],
         cwd=cwd,
         env=env,
         stdout=log.open("w"),
@@ -136,7 +136,9 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
     done = before["COMPLETE"]
     (killed,) = before["RUNNING"]
 
-    resumed = run_module("pipeline.train", *sweep_args(tmp_path, storage, uri, mnist_root, 3, "second"), cwd=tmp_path)
+    resumed = run_module(
+        "pipeline.stages.train", *sweep_args(tmp_path, storage, uri, mnist_root, 3, "second"), cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     after = trials_by_state(storage)
     complete = {t.number: t for t in after["COMPLETE"]}
@@ -172,7 +174,7 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
 
 @pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path, mnist_root):
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     storage, uri = f"sqlite:///{tmp_path}/study.db", f"sqlite:///{tmp_path}/mlflow.db"
     # The store exists before the workers start, as a team's store does (MLflow cannot create

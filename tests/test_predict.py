@@ -1,4 +1,4 @@
-"""`python -m pipeline.predict`: test-set digits saved as PNG files are classified as the model does
+"""`python -m pipeline.stages.predict`: test-set digits saved as PNG files are classified as the model does
 in memory and (mostly) correctly, from a checkpoint and from the registry's champion; bad input is
 refused with a clear message and exit code 2."""
 
@@ -22,7 +22,7 @@ def trained(tmp_path_factory, mnist_root):
     uri = f"sqlite:///{tmp}/mlflow.db"
     for name, subset, epochs in (("good", 10000, 2), ("weak", 500, 1)):
         out = run_module(
-            "pipeline.train",
+            "pipeline.stages.train",
             f"data.train_subset={subset}",
             f"trainer.max_epochs={epochs}",
             f"run_dir={tmp / name}",
@@ -40,9 +40,9 @@ def digits(trained, mnist_root):
     """The first N test images as PNG files in several forms, and what the model says in memory."""
     import torch
 
-    from pipeline.data import load_split
-    from pipeline.evaluate import predict_logits
-    from pipeline.models import load_checkpoint
+    from pipeline.data.mnist import load_split
+    from pipeline.nn.builders import load_checkpoint
+    from pipeline.stages.evaluate import predict_logits
 
     tmp, _ = trained
     images, labels = load_split(mnist_root, "test")
@@ -88,7 +88,9 @@ def _check(stdout: str, labels, expected, confidence) -> None:
 def test_checkpoint_classifies_test_digits_in_every_form(trained, digits):
     tmp, _ = trained
     folder, labels, expected, confidence = digits
-    out = run_module("pipeline.predict", str(folder), "--checkpoint", str(tmp / "good/checkpoints/best.ckpt"), cwd=tmp)
+    out = run_module(
+        "pipeline.stages.predict", str(folder), "--checkpoint", str(tmp / "good/checkpoints/best.ckpt"), cwd=tmp
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     _check(out.stdout, labels, expected, confidence)
 
@@ -98,20 +100,20 @@ def test_registered_champion_classifies_the_same(trained, digits):
     tmp, uri = trained
     folder, labels, expected, confidence = digits
     out = run_module(
-        "pipeline.predict", str(folder), "--model", "models:/mnist-mlp@champion", "--tracking-uri", uri, cwd=tmp
+        "pipeline.stages.predict", str(folder), "--model", "models:/mnist-mlp@champion", "--tracking-uri", uri, cwd=tmp
     )
     assert out.returncode == 0, out.stderr[-2000:]
     _check(out.stdout, labels, expected, confidence)
     # the default model is the champion too, and a single file works; --top adds runners-up
     one = folder / "000.png"
-    out = run_module("pipeline.predict", str(one), "--top", "3", cwd=tmp, env={"MLFLOW_TRACKING_URI": uri})
+    out = run_module("pipeline.stages.predict", str(one), "--top", "3", cwd=tmp, env={"MLFLOW_TRACKING_URI": uri})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(f"{one}: {expected[0]} (probability ") and out.stdout.count("then") == 2
 
 
 @pytest.mark.slow
 def test_fit_handles_a_large_dark_on_light_scan(trained, digits, mnist_root):
-    from pipeline.data import load_split
+    from pipeline.data.mnist import load_split
 
     tmp, _ = trained
     _, _, expected, confidence = digits
@@ -125,10 +127,10 @@ def test_fit_handles_a_large_dark_on_light_scan(trained, digits, mnist_root):
         scans.append(tmp / f"scan{i}.png")
         Image.fromarray(page).save(scans[-1])
     ckpt = str(tmp / "good/checkpoints/best.ckpt")
-    refused = run_module("pipeline.predict", str(scans[0]), "--checkpoint", ckpt, cwd=tmp)
+    refused = run_module("pipeline.stages.predict", str(scans[0]), "--checkpoint", ckpt, cwd=tmp)
     assert refused.returncode == 2 and "is 160x200 pixels; expected 28x28" in refused.stderr
     assert "--fit" in refused.stderr
-    out = run_module("pipeline.predict", *map(str, scans), "--fit", "--checkpoint", ckpt, cwd=tmp)
+    out = run_module("pipeline.stages.predict", *map(str, scans), "--fit", "--checkpoint", ckpt, cwd=tmp)
     assert out.returncode == 0, out.stderr[-2000:]
     got = _parse(out.stdout)
     assert [got[f"scan{i}.png"][0] for i in sure] == [int(expected[i]) for i in sure]
@@ -157,7 +159,7 @@ def test_bad_input_is_refused_clearly_before_loading_a_model(tmp_path, trained):
         ),
     ]
     for args, message in cases:
-        out, imported = run_module_noting_imports("pipeline.predict", *args, cwd=tmp_path)
+        out, imported = run_module_noting_imports("pipeline.stages.predict", *args, cwd=tmp_path)
         assert out.returncode == 2, (args, out.stdout, out.stderr[-2000:])
         assert message in out.stderr and "Traceback" not in out.stderr, (message, out.stderr[-2000:])
         if "--model" not in args and "--checkpoint" not in args:
@@ -165,6 +167,6 @@ def test_bad_input_is_refused_clearly_before_loading_a_model(tmp_path, trained):
 
 
 def test_help_answers_without_loading_torch_or_mlflow(tmp_path):
-    out, imported = run_module_noting_imports("pipeline.predict", "--help", cwd=tmp_path)
+    out, imported = run_module_noting_imports("pipeline.stages.predict", "--help", cwd=tmp_path)
     assert out.returncode == 0 and "--checkpoint" in out.stdout and "28x28" in out.stdout
     assert not imported, imported

@@ -1,4 +1,4 @@
-"""Hostile image files given to `python -m pipeline.predict`: decompression bombs, huge
+"""Hostile image files given to `python -m pipeline.stages.predict`: decompression bombs, huge
 dimensions under Pillow's bomb limit, truncated and mangled files all end in the clean
 error (exit 2, the file named), and nothing is decoded before the size is checked."""
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from pipeline.predict import MAX_PIXELS, InputError, load_image
+from pipeline.stages.predict import MAX_PIXELS, InputError, load_image
 
 
 def blank_png(path: Path, width: int, height: int) -> Path:
@@ -54,7 +54,7 @@ def test_decompression_bomb_is_refused_cleanly(tmp_path):
         with pytest.raises(InputError) as err:
             load_image(bomb, fit=fit)
         assert str(bomb) in str(err.value)
-    out = run_module("pipeline.predict", str(bomb), "--fit", cwd=tmp_path)
+    out = run_module("pipeline.stages.predict", str(bomb), "--fit", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {bomb}") and "decompression bomb" in out.stderr
 
@@ -84,7 +84,7 @@ def test_truncated_file_is_refused_cleanly(tmp_path):
     Image.fromarray(digit).save(buf, "PNG", compress_level=0)
     cut = tmp_path / "cut.png"
     cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    out = run_module("pipeline.predict", str(cut), cwd=tmp_path)
+    out = run_module("pipeline.stages.predict", str(cut), cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.startswith(f"error: {cut} could not be read as an image"), out.stderr
 

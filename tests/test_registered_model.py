@@ -13,11 +13,11 @@ N_TRAIN, N_TEST = 5000, 300
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory, mnist_root):
     """An MLP trained briefly on real MNIST, logged to a fresh SQLite store, registered, and made champion."""
-    from pipeline import tracking
-    from pipeline.config import compose
-    from pipeline.data import load_split
-    from pipeline.models import build_model
-    from pipeline.registry import update_champion
+    from pipeline.config.settings import compose
+    from pipeline.data.mnist import load_split
+    from pipeline.nn.builders import build_model
+    from pipeline.tracking import core as tracking
+    from pipeline.tracking.registry import update_champion
 
     tmp = tmp_path_factory.mktemp("registered")
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -50,7 +50,7 @@ def registered(tmp_path_factory, mnist_root):
 
 @pytest.mark.slow
 def test_champion_loads_as_an_ordinary_module_with_the_same_outputs(registered):
-    from pipeline.registry import load_model
+    from pipeline.tracking.registry import load_model
 
     uri, _, version, xt, _, logits = registered
     assert version == "1"
@@ -66,7 +66,7 @@ def test_champion_loads_as_an_ordinary_module_with_the_same_outputs(registered):
 def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp_path):
     from importlib.metadata import version
 
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     uri, run_id, _, _, _, _ = registered
     folder = tracking.download_model(uri, f"runs:/{run_id}/model", tmp_path)
@@ -83,9 +83,9 @@ def test_logging_a_model_does_not_scan_every_installed_package(registered, monke
     from mlflow.utils import requirements_utils
     from omegaconf import OmegaConf
 
-    from pipeline import tracking
-    from pipeline.config import compose
-    from pipeline.models import build_model
+    from pipeline.config.settings import compose
+    from pipeline.nn.builders import build_model
+    from pipeline.tracking import core as tracking
 
     scans = []
     real = requirements_utils.importlib_metadata.packages_distributions
@@ -108,7 +108,7 @@ def test_logging_a_model_does_not_scan_every_installed_package(registered, monke
 def test_mlflow_pyfunc_serves_the_same_logits(registered):
     import mlflow.pyfunc
 
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     uri, _, _, xt, _, logits = registered
     with tracking.fluent_store(uri):  # as a user would set it, without leaving it set for other tests
@@ -123,7 +123,7 @@ def test_art_pgd_attacks_the_loaded_champion(registered):
     from art.attacks.evasion import ProjectedGradientDescent
     from art.estimators.classification import PyTorchClassifier
 
-    from pipeline.registry import load_model
+    from pipeline.tracking.registry import load_model
 
     uri, _, _, xt, yt, _ = registered
     model = load_model("models:/mnist-mlp@champion", uri)

@@ -8,7 +8,7 @@ from conftest import run_module
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipeline.registry import update_champion
+from pipeline.tracking.registry import update_champion
 
 
 @pytest.fixture
@@ -78,10 +78,10 @@ def test_registry_command_lists_versions_scores_and_aliases(store, tmp_path):
     uri, _client, add = store
     add(0.9)
     add(0.95)
-    out = run_module("pipeline.registry", "mnist-mlp", "--update", "--tracking-uri", uri, cwd=tmp_path)
+    out = run_module("pipeline.stages.registry", "mnist-mlp", "--update", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "champion -> version 2 (val/best_acc=0.9500)" in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if "version   2" in ln)
     assert "val/best_acc=0.9500" in line and "@champion" in line
-    out = run_module("pipeline.registry", "mnist-nope", "--tracking-uri", uri, cwd=tmp_path)
+    out = run_module("pipeline.stages.registry", "mnist-nope", "--tracking-uri", uri, cwd=tmp_path)
     assert out.returncode == 2 and "no registered model 'mnist-nope'" in out.stderr

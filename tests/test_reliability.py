@@ -17,7 +17,7 @@ SMALL = ["data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4",
 def _train(tmp_path, mnist_root, name, *extra, env=None):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         *SMALL,
         f"run_dir={tmp_path / name}",
         f"tracking.uri={uri}",
@@ -61,7 +61,7 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
     args = [
         sys.executable,
         "-m",
-        "pipeline.train",
+        "pipeline.stages.train",
         *SMALL,
         f"run_dir={run_dir}",
         f"tracking.uri={uri}",
@@ -80,7 +80,7 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert json.loads((run_dir / "run.json").read_text())["state"] == "training"
 
-    again = run_module("pipeline.train", *args[3:], cwd=tmp_path, env=None)
+    again = run_module("pipeline.stages.train", *args[3:], cwd=tmp_path, env=None)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming MLflow run" in again.stdout
     assert _history(run_dir) == _history(reference)
@@ -100,7 +100,7 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
 def test_diverging_loss_stops_with_a_clear_message_and_a_failed_run(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         *SMALL,
         "optim=sgd",
         "optim.lr=1e8",
@@ -146,7 +146,7 @@ def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mni
         [
             sys.executable,
             "-m",
-            "pipeline.train",
+            "pipeline.stages.train",
             *SMALL,
             "trainer.max_epochs=50",
             f"run_dir={run_dir}",
@@ -191,8 +191,8 @@ def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
     # own RuntimeError; the run must still end KILLED, not FAILED.
     import torch
 
-    from pipeline import tracking
-    from pipeline.callbacks import stop_on_ctrl_c
+    from pipeline.tracking import core as tracking
+    from pipeline.training.callbacks import stop_on_ctrl_c
 
     class Trainer:
         should_stop = False
@@ -225,7 +225,7 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
     # database locked so that the run stayed RUNNING. Now the write completes, then Ctrl-C acts.
     from sqlalchemy import event
 
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     c = tracking.client(uri)
@@ -252,7 +252,7 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
 
 
 def test_a_second_ctrl_c_stops_a_held_write_at_once(python_ctrl_c):
-    from pipeline.interrupts import ctrl_c_after_write
+    from pipeline.tracking.interrupts import ctrl_c_after_write
 
     before = signal.getsignal(signal.SIGINT)
     reached: list[str] = []

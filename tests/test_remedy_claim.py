@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.claims import load_remedy, load_results, remedy_claim
+from pipeline.claims.checks import load_remedy, load_results, remedy_claim
 
 
 def _remedy(auto: float, clean: float, train_seconds: float) -> dict:
@@ -79,11 +79,11 @@ def test_the_recorded_remedy_is_judged_by_todays_checks():
     """reports/results/remedy.json is committed: a stale record (checks of an older rule) breaks the report."""
     from pathlib import Path
 
-    from pipeline.robustness.remedy import checks_of
+    from pipeline.stages.remedy import checks_of
 
     recorded = load_remedy(Path(__file__).resolve().parents[1] / "reports" / "results")
     assert recorded is not None, "reports/results/remedy.json is missing"
     judged = {key: value for key, value in recorded.items() if key.startswith("checks")}
-    assert judged == checks_of(recorded["parts"]), "re-record it: python -m pipeline.robustness.remedy RUN_DIR record"
+    assert judged == checks_of(recorded["parts"]), "re-record it: python -m pipeline.stages.remedy RUN_DIR record"
     claim = remedy_claim(recorded)
     assert claim.measured and claim.verdict

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import report, results, tracking
-from pipeline.config import compose
+from pipeline.claims import results
+from pipeline.config.settings import compose
+from pipeline.stages import report
+from pipeline.tracking import core as tracking
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports" / "results"
 

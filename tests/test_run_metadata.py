@@ -11,7 +11,7 @@ from conftest import PROJECT
 
 
 def test_new_and_existing_experiments_open_on_training_runs(tmp_path):
-    from pipeline import tracking
+    from pipeline.tracking import core as tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     c = tracking.client(uri)
@@ -50,7 +50,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def test_git_dirty_ignores_what_dvc_rewrites_but_not_code(repo):
-    from pipeline.tracking import git_state
+    from pipeline.tracking.core import git_state
 
     assert git_state()["git.dirty"] == "false"
     (repo / "dvc.lock").write_text("schema: '2.0'\n")  # DVC rewrites the lock between stages

@@ -57,7 +57,7 @@ def runs(uri: str):
 def test_sweep_runs_as_slurm_jobs_under_one_parent_run(cluster, tmp_path, mnist_root):
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     result = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         "hydra/launcher=slurm",
         "seed=1,2,3",
@@ -91,7 +91,7 @@ def test_sweep_runs_as_slurm_jobs_under_one_parent_run(cluster, tmp_path, mnist_
 def test_ddp_training_with_two_slurm_tasks(cluster, tmp_path, mnist_root):
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     result = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         "hydra/launcher=slurm_ddp",
         "trainer=ddp_cpu",
@@ -130,7 +130,7 @@ def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
     """num_nodes=2: one task on each of the cluster's two slurmd nodes (both on this host)."""
     uri, sweep = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "multirun"
     result = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         "hydra/launcher=slurm_ddp",
         "trainer=ddp_cpu",
@@ -164,7 +164,7 @@ def test_ddp_training_across_two_nodes(cluster, tmp_path, mnist_root):
 def sbatch(cluster, tmp_path: Path, args: list[str], log: str) -> str:
     # exec: the training is the batch script's own process, as docs/scale-out.md advises, so
     # scancel's SIGTERM finds it and no shell in between ends the job step before it stops.
-    cmd = " ".join(["exec", sys.executable, "-m", "pipeline.train", *args])
+    cmd = " ".join(["exec", sys.executable, "-m", "pipeline.stages.train", *args])
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     out = subprocess.run(
         [

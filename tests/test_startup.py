@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline import startup
+from pipeline.stages import startup
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_frozen_objects_are_freed_at_exit():
     """Extension modules that count their objects at exit (nanobind's, in triton) see none left."""
     code = (
         "import gc, weakref\n"
-        "from pipeline import startup\n"
+        "from pipeline.stages import startup\n"
         "import atexit\n"
         "class Cycle: pass\n"
         "probe = None\n"

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
-from pipeline import store, tracking
+from pipeline.stages import store as store_command
+from pipeline.tracking import core as tracking
+from pipeline.tracking import store
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +59,19 @@ def test_header_check_finds_truncated_and_overwritten_files(db):
 
 
 def test_check_backup_restore_round_trip(db, capsys):
-    assert store.main(["check", "--db", str(db)]) == 0
+    assert store_command.main(["check", "--db", str(db)]) == 0
     assert ": ok (integrity_check)" in capsys.readouterr().out
 
-    assert store.main(["backup", "--db", str(db)]) == 0
+    assert store_command.main(["backup", "--db", str(db)]) == 0
     (saved,) = store.backups(db)
     assert runs_in(saved) == ["run-0", "run-1", "run-2"]
 
     cut_in_half(db)
-    assert store.main(["check", "--db", str(db)]) == 1
+    assert store_command.main(["check", "--db", str(db)]) == 1
     out = capsys.readouterr().out
-    assert "DAMAGED" in out and "truncated" in out and "python -m pipeline.store restore" in out
+    assert "DAMAGED" in out and "truncated" in out and "python -m pipeline.stages.store restore" in out
 
-    assert store.main(["restore", "--db", str(db)]) == 0
+    assert store_command.main(["restore", "--db", str(db)]) == 0
     assert runs_in(db) == ["run-0", "run-1", "run-2"]
     assert store.integrity_problems(db) == []
     kept = list(db.parent.glob("mlflow.db.damaged-*"))
@@ -137,7 +139,7 @@ def test_restore_writes_nothing_half_way(db, monkeypatch):
 
 def test_restore_without_healthy_backup_names_the_problem(db, capsys):
     cut_in_half(db)
-    assert store.main(["restore", "--db", str(db)]) == 2
+    assert store_command.main(["restore", "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert "no healthy backup" in err and str(store.backup_dir(db)) in err
     assert db.is_file()  # nothing moved when there is nothing to restore
@@ -188,26 +190,33 @@ def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:
         json.dumps({"run_id": "0" * 32, "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}"})
     )
     return {
-        "pipeline.registry": (),
-        "pipeline.predict": (str(tmp / "digit.png"),),
-        "pipeline.ui": ("--dry-run",),
-        "pipeline.evaluate": (f"run_dir={run_dir}", "data.root=" + str(tmp)),
-        "pipeline.train": ("trainer.max_epochs=1", f"run_dir={tmp / 'new'}"),
+        "pipeline.stages.registry": (),
+        "pipeline.stages.predict": (str(tmp / "digit.png"),),
+        "pipeline.stages.ui": ("--dry-run",),
+        "pipeline.stages.evaluate": (f"run_dir={run_dir}", "data.root=" + str(tmp)),
+        "pipeline.stages.train": ("trainer.max_epochs=1", f"run_dir={tmp / 'new'}"),
     }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "module", ["pipeline.registry", "pipeline.predict", "pipeline.ui", "pipeline.evaluate", "pipeline.train"]
+    "module",
+    [
+        "pipeline.stages.registry",
+        "pipeline.stages.predict",
+        "pipeline.stages.ui",
+        "pipeline.stages.evaluate",
+        "pipeline.stages.train",
+    ],
 )
 def test_every_command_stops_on_a_cut_store_with_one_message(db, module, mnist_root):
     cut_in_half(db)
     args = _damaged_commands(db.parent)[module]
-    if module == "pipeline.train":
+    if module == "pipeline.stages.train":
         args += (f"data.root={mnist_root}",)
     out = run_module(module, *args, cwd=db.parent)
     assert out.returncode == 2, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, out.stderr[-2000:]
-    assert str(db) in errors[0] and "truncated" in errors[0] and "python -m pipeline.store restore" in errors[0]
+    assert str(db) in errors[0] and "truncated" in errors[0] and "python -m pipeline.stages.store restore" in errors[0]

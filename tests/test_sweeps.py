@@ -6,14 +6,14 @@ import pytest
 from conftest import free_port, run_module, serving
 from mlflow.tracking import MlflowClient
 
-from pipeline.ui import server_env
+from pipeline.stages.ui import server_env
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 
 
 def _sweep(tmp_path, mnist_root, uri, seeds, n_jobs):
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         f"seed={','.join(map(str, seeds))}",
         *TINY_JOB,
@@ -90,7 +90,7 @@ def test_a_sweep_shows_its_progress_logs_alike_in_every_job_and_registers_nothin
     """Two jobs one after the other in one process (Hydra's basic launcher), with the default log_model."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "-m",
         "seed=1,2",
         "data.train_subset=500",

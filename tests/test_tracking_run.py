@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import tracking
-from pipeline.config import compose
+from pipeline.config.settings import compose
+from pipeline.tracking import core as tracking
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_one_client_per_store(store, tmp_path):
 
 _LOG_SAME_DATASET = """
 import sys, time
-from pipeline import tracking
+from pipeline.tracking import core as tracking
 uri, experiment, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 run = tracking.client(uri).create_run(experiment)
 while time.time() < start:  # every job logs at the same instant, as a sweep's first epoch does

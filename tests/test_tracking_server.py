@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, need, run_module, serving
 
-from pipeline.ui import server_env
+from pipeline.stages.ui import server_env
 
 PASSWORD = "mlflow-test-only"
 
@@ -139,7 +139,7 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
     run_dir = tmp_path / "run"
     # One setting: MLFLOW_TRACKING_URI. Nothing else in the command knows about the server.
     out = run_module(
-        "pipeline.train",
+        "pipeline.stages.train",
         "data.train_subset=2000",
         "trainer.max_epochs=1",
         f"run_dir={run_dir}",
@@ -161,7 +161,7 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
     assert run.data.params["data.train_subset"] == "2000" and run.data.params["tracking.uri"] == "None"
     assert 0.7 < run.data.metrics["test/acc"] <= 1.0
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1]
-    assert "python -m pipeline.train" in run.data.tags["mlflow.note.content"]
+    assert "python -m pipeline.stages.train" in run.data.tags["mlflow.note.content"]
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion.png" in listed
     # The artifact bytes went through the server into its artifact root.
@@ -185,7 +185,7 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
 
 
 def test_server_tracking_config_names_a_server(tmp_path):
-    out = run_module("pipeline.config", "tracking=server", cwd=tmp_path)
+    out = run_module("pipeline.stages.config", "tracking=server", cwd=tmp_path)
     assert out.returncode == 0 and "uri: http://127.0.0.1:5000" in out.stdout
 
 
@@ -195,7 +195,7 @@ def test_multinode_trainer_and_slurm_launcher_compose():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from pipeline.config import CONF_DIR, validate
+    from pipeline.config.settings import CONF_DIR, validate
 
     ddp = OmegaConf.load(CONF_DIR / "trainer" / "ddp.yaml")
     multinode = OmegaConf.load(CONF_DIR / "trainer" / "ddp_multinode.yaml")

@@ -69,7 +69,7 @@ def two_runs(tmp_path_factory, mnist_root):
     runs = []
     for seed, log_model in ((1, "true"), (2, "false")):
         out = run_module(
-            "pipeline.train",
+            "pipeline.stages.train",
             *TINY,
             f"seed={seed}",
             f"run_dir={tmp}/run{seed}",
@@ -90,12 +90,12 @@ def two_runs(tmp_path_factory, mnist_root):
 
 @pytest.fixture(scope="module")
 def ui(two_runs):
-    """`python -m pipeline.ui` on the runs' store, on a free loopback port; stopped afterwards."""
+    """`python -m pipeline.stages.ui` on the runs' store, on a free loopback port; stopped afterwards."""
     tmp, uri, _, _ = two_runs
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "pipeline.ui", "--tracking-uri", uri, "--port", str(port), "--workers", "1"]
+    cmd = [sys.executable, "-m", "pipeline.stages.ui", "--tracking-uri", uri, "--port", str(port), "--workers", "1"]
     with serving(cmd, f"{base}/health", cwd=tmp, env=env, log=tmp / "ui.log", timeout=120) as server:
         yield base, port, tmp / "ui.log", server.pid
 
@@ -137,7 +137,7 @@ def test_ui_starts_no_genai_job_runner(ui):
 
 
 def test_server_env_leaves_the_job_runner_to_the_user():
-    from pipeline.ui import server_env
+    from pipeline.stages.ui import server_env
 
     assert server_env({})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert server_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
@@ -145,12 +145,12 @@ def test_server_env_leaves_the_job_runner_to_the_user():
 
 
 def test_ui_help_loads_no_heavy_library_and_needs_no_store(tmp_path):
-    out, imported = run_module_noting_imports("pipeline.ui", "--help", cwd=tmp_path)
+    out, imported = run_module_noting_imports("pipeline.stages.ui", "--help", cwd=tmp_path)
     assert out.returncode == 0 and "127.0.0.1" in out.stdout
     assert not imported, imported  # the server is MLflow's own process; --help needs none of it
-    out = run_module("pipeline.ui", cwd=tmp_path)  # no mlflow.db here: a clear message, not a blank UI
+    out = run_module("pipeline.stages.ui", cwd=tmp_path)  # no mlflow.db here: a clear message, not a blank UI
     assert out.returncode == 2 and "does not exist yet" in out.stderr
-    out = run_module("pipeline.ui", "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    out = run_module("pipeline.stages.ui", "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
     assert "--host 127.0.0.1" in out.stdout and f"file://{tmp_path}/mlartifacts" in out.stdout
 
 
@@ -158,7 +158,7 @@ def test_ui_help_loads_no_heavy_library_and_needs_no_store(tmp_path):
 def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compares_two(two_runs, ui):
     from playwright.sync_api import expect, sync_playwright
 
-    from pipeline.data import dataset_digest
+    from pipeline.data.mnist import dataset_digest
 
     tmp, _, exp_id, (run1, run2) = two_runs
     base, _, log, _ = ui
@@ -275,7 +275,7 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
 
 @pytest.mark.slow
 def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
-    """`python -m pipeline.ui --basic-auth`: no password or a wrong one -> 401; the admin's -> 200."""
+    """`python -m pipeline.stages.ui --basic-auth`: no password or a wrong one -> 401; the admin's -> 200."""
     import base64
     import urllib.error
 
@@ -286,7 +286,7 @@ def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     refused = subprocess.run(
-        [sys.executable, "-m", "pipeline.ui", "--basic-auth", "--tracking-uri", uri],
+        [sys.executable, "-m", "pipeline.stages.ui", "--basic-auth", "--tracking-uri", uri],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -298,7 +298,7 @@ def test_basic_auth_ui_refuses_anonymous_requests(two_runs):
     cmd = [
         sys.executable,
         "-m",
-        "pipeline.ui",
+        "pipeline.stages.ui",
         "--basic-auth",
         "--tracking-uri",
         uri,

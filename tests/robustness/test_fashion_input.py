@@ -7,9 +7,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from pipeline.idx import encode
+from pipeline.data.idx import encode
 from pipeline.robustness.ood import DEBIAN_FASHION_MNIST_DIR, is_published_fashion_test, load_fashion_mnist_test
-from pipeline.robustness.stage import load_fashion
+from pipeline.stages.robustness import load_fashion
 
 
 def _settings(folder) -> OmegaConf:

@@ -5,7 +5,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import severity_grids
+from pipeline.config.settings import severity_grids
 from pipeline.robustness.attacks import fgsm, pgd
 from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
 

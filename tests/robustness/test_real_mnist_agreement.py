@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import load_split
-from pipeline.models import MLP
+from pipeline.data.mnist import load_split
+from pipeline.nn.models import MLP
 from pipeline.robustness.attacks import accuracy_under_attack, pgd
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.robust_guard import CatastrophicOverfittingGuard
+from pipeline.training.robust_guard import CatastrophicOverfittingGuard
 
 
 @pytest.fixture(scope="module")
 def trained_smallconv(mnist_root):
     """Wong's net after 300 plain Adam steps on 6,000 real digits (about 95 % clean)."""
-    from pipeline.data import load_split
-    from pipeline.models import SmallConv
+    from pipeline.data.mnist import load_split
+    from pipeline.nn.models import SmallConv
 
     torch.manual_seed(0)
     images, labels = load_split(mnist_root, "train")
@@ -36,9 +36,9 @@ def trained_smallconv(mnist_root):
 def test_guard_rolls_back_and_stops_when_pgd_accuracy_collapses(mnist_root, trained_smallconv, tmp_path):
     import lightning as L
 
-    from pipeline.callbacks import EpochHistory
-    from pipeline.datamodule import MNISTDataModule
-    from pipeline.module import Classifier
+    from pipeline.training.callbacks import EpochHistory
+    from pipeline.training.datamodule import MNISTDataModule
+    from pipeline.training.module import Classifier
 
     module = Classifier(
         {"name": "smallconv", "arch": "smallconv", "channels": [16, 32], "hidden": 100},
@@ -94,8 +94,8 @@ def _mnist_c_folder(root, corruptions: dict[str, tuple[np.ndarray, np.ndarray]])
 def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_smallconv, tmp_path):
     from omegaconf import OmegaConf
 
-    from pipeline.data import load_split
-    from pipeline.robustness.stage import official_corruption_table
+    from pipeline.data.mnist import load_split
+    from pipeline.stages.robustness import official_corruption_table
 
     images, labels = load_split(mnist_root, "test")
     digits, truth = images[:300].numpy()[..., None], labels[:300].numpy().astype(np.uint8)
@@ -117,7 +117,7 @@ def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_sm
 
 
 def test_mnist_c_dir_errors_name_the_problem(tmp_path):
-    from pipeline.config import ConfigError, compose, validate
+    from pipeline.config.settings import ConfigError, compose, validate
     from pipeline.robustness.mnist_c_files import MnistCError, load_corruption
 
     folder = _mnist_c_folder(
@@ -142,7 +142,7 @@ def _remedy(*args: str):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.robustness.remedy", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "pipeline.stages.remedy", *args], capture_output=True, text=True, timeout=120
     )
 
 

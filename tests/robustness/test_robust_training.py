@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.models import SmallConv, build_model, count_parameters
-from pipeline.module import Classifier
+from pipeline.nn.builders import build_model
+from pipeline.nn.models import SmallConv, count_parameters
 from pipeline.robustness.literature import attack_strength_table, pgd_accuracy, sanity_checks
-from pipeline.robustness.remedy import merge_shards
 from pipeline.robustness.trades import trades_loss, trades_perturb
+from pipeline.stages.remedy import merge_shards
+from pipeline.training.module import Classifier
 
 ADAM_CYCLIC = {"name": "adam", "lr": 0.005, "scheduler": "cyclic"}
 SMALL = {"name": "smallconv", "arch": "smallconv", "channels": [16, 32], "hidden": 100}
@@ -122,7 +123,7 @@ def test_shards_merge_weighted_by_image_count():
 def test_gather_judges_square_alone_against_the_white_box_attacks(tmp_path):
     import json
 
-    from pipeline.robustness.remedy import gather, part_path
+    from pipeline.stages.remedy import gather, part_path
 
     def write(part, data, shard=None):
         path = part_path(tmp_path, part, 0.3, shard)

@@ -252,8 +252,8 @@ def test_fgsm_random_start_is_a_real_attack(small_model, eval_batch):
 def test_adversarial_curves_are_the_same_every_run_and_leave_the_callers_generator_alone(small_model, eval_batch):
     """The stage's PGD and FGSM figures for one model do not move between runs (random starts seeded):
     unseeded, PGD at eps 0.1 leaves 92.2 % or 92.6 % of this batch depending on the global state."""
-    from pipeline.config import compose
-    from pipeline.robustness.stage import adversarial_curves
+    from pipeline.config.settings import compose
+    from pipeline.stages.robustness import adversarial_curves
 
     r = compose(["robustness=quick"]).robustness
     x, y = eval_batch

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import severity_grids
+from pipeline.config.settings import severity_grids
 from pipeline.robustness.corruptions import (
     CORRUPTIONS,
     SEVERITY_SHIFTS,

@@ -1,6 +1,6 @@
 """A Hydra sweeper that runs one Optuna (>= 4) study, kept in a database, shared by workers.
 
-    python -m pipeline.train +experiment=optuna_mlp hydra.sweeper.storage=sqlite:///study.db
+    python -m pipeline.stages.train +experiment=optuna_mlp hydra.sweeper.storage=sqlite:///study.db
 
 - Persistent: with `storage` set, finished trials stay in the database. Run the same command
   again (after a kill, or to add trials) and the study goes on: `n_trials` counts the trials
@@ -35,7 +35,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.sweep import RETRIED_TAG
+from pipeline.stages.sweep import RETRIED_TAG
 
 PARENT_ATTR = "mlflow.parent_run_id"
 OUTPUT_ATTR = "output_dir"
@@ -203,7 +203,7 @@ class OptunaStudySweeper(Sweeper):
 
     # -- MLflow ---------------------------------------------------------------------------------
     def _tracking(self):
-        from pipeline import tracking
+        from pipeline.tracking import core as tracking
 
         return tracking, tracking.resolve_uri(self.config.tracking.uri)
 

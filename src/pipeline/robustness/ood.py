@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import idx
-from pipeline.images import to_model_input as to_model_input  # (re-exported: the OOD sets' input)
+from pipeline.data import idx
+from pipeline.nn.images import to_model_input as to_model_input  # (re-exported: the OOD sets' input)
 
 from ._utils import eval_mode
 

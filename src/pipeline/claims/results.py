@@ -1,0 +1,101 @@
+"""A finished preset sweep, collected from MLflow into reports/results/<preset>.json.
+
+The report stage reads these files, not the store: they are small, reviewable in
+git, and make `dvc repro` re-render the report when a sweep has been rerun.
+Per job: its overrides, parameters, final metrics, per-epoch history, and for
+the first job the figures of what its layers detect.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS
+
+HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
+PARAMS = (
+    "seed",
+    "model.name",
+    "model.arch",
+    "model.hidden",
+    "model.activation",
+    "model.channels",
+    "model.dropout",
+    "model.parameters",
+    "data.train_subset",
+    "data.epoch_size",
+    "data.augment",
+    "optim.name",
+    "optim.lr",
+    "optim.scheduler",
+    "trainer.max_epochs",
+    "robustness.profile",
+    "robustness.n_images",
+)
+FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
+# Presets whose layer figures the report shows (claims.filters_claim); the others keep theirs in MLflow only.
+FIGURE_PRESETS = ("claim_mlp", "claim_cnn")
+
+
+def collect(uri: str, parent_run_id: str) -> dict:
+    """The parent run and its children (in job order) as plain data."""
+    from pipeline.tracking import core as tracking
+
+    parent = tracking.get_run(uri, parent_run_id)
+    children = tracking.child_runs(uri, parent_run_id)
+    children.sort(key=lambda r: int(r.data.tags.get("sweep.job", 0)))
+    jobs = []
+    for run in children:
+        history = {}
+        for key in HISTORY:
+            values = tracking.metric_history(uri, run.info.run_id, key)
+            if values:
+                history[key] = values
+        jobs.append(
+            {
+                "run_id": run.info.run_id,
+                "status": run.info.status,
+                "job": int(run.data.tags.get("sweep.job", -1)),
+                "overrides": run.data.tags.get("hydra.overrides", ""),
+                "params": {k: run.data.params[k] for k in PARAMS if k in run.data.params},
+                "metrics": dict(sorted(run.data.metrics.items())),
+                "history": history,
+            }
+        )
+    return {
+        "preset": parent.data.tags.get("preset"),
+        "parent_run_id": parent_run_id,
+        "command": parent.data.tags.get("mlflow.note.content", "").split("\n")[-1].strip(),
+        "git_commit": parent.data.tags.get("git.commit", ""),
+        "tracking_uri": uri,
+        "jobs": jobs,
+    }
+
+
+def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
+    """reports/results/<preset>.json (and its figures), written atomically."""
+    from pipeline.common import atomic
+    from pipeline.tracking import core as tracking
+
+    data = collect(uri, parent_run_id)
+    out_dir = Path(results_dir)
+    figure_dir = out_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    data["figures"] = {}
+    for artifact in (
+        FIGURES if data["preset"] in FIGURE_PRESETS else ()
+    ):  # from the first job that has them (a single linear layer has none)
+        for job in data["jobs"]:
+            try:
+                local = tracking.download_artifact(uri, job["run_id"], artifact)
+            except Exception:
+                continue
+            name = f"{data['preset']}_{Path(artifact).name}"
+            shutil.copyfile(local, figure_dir / name)
+            data["figures"][Path(artifact).stem] = {"path": f"figures/{name}", "job": job["job"]}
+            break
+    path = out_dir / f"{data['preset']}.json"
+    atomic.write_text(path, json.dumps(data, indent=1) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic writes, figures, metric names. Imports nothing else of the project."""

@@ -1,0 +1,1 @@
+"""Hydra configuration: composing conf/, loading params.yaml, checking values."""

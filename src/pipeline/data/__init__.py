@@ -1,0 +1,1 @@
+"""MNIST: sources, IDX files, checksums, uint8 tensors on disk."""

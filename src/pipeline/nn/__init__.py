@@ -1,0 +1,1 @@
+"""Plain torch: nn.Modules, the builders that make them from config, tensors in and out."""

@@ -1,0 +1,1 @@
+"""Entry points: every DVC stage and every command; the only modules with main()."""

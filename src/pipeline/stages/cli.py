@@ -1,0 +1,75 @@
+"""The two front doors of every stage: `--params params.yaml` (DVC) or Hydra overrides (people)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config.settings import CONF_DIR, ConfigError, check_group_overrides, load_params, preset_slot, validate
+
+
+def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object], prog: str) -> None:
+    """Front door for DVC stages: `python -m pipeline.X --params params.yaml`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2 or argv[0] != "--params":
+        sys.exit(f"usage: python -m {prog} --params params.yaml")
+    try:
+        cfg = load_params(argv[1])
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+    run(cfg)
+
+
+def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False) -> object:
+    """Front door for people: a Hydra app over conf/ with command-line overrides and multirun.
+
+    With fresh_run_dir (training), a run writes into Hydra's own output directory
+    unless `run_dir=` is given; later stages read `run_dir` as configured.
+    """
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+    def app(cfg: DictConfig) -> object:
+        hydra_cfg = HydraConfig.get()
+        # As typed: an override holding `${...}` must not be resolved inside Hydra's own config.
+        typed = cast(list[str], OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
+        if fresh_run_dir and not any(o.startswith("run_dir=") for o in typed):
+            cfg.run_dir = hydra_cfg.runtime.output_dir
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
+        return task(cfg)
+
+    sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    try:
+        return app()
+    except (ConfigCompositionException, OverrideParseException) as err:
+        # Hydra prints these itself, unless it believes a debugger runs (any tracer, coverage
+        # included): then it raises them. Either way the user gets one message, no traceback.
+        sys.exit(f"error: {err}")
+
+
+def stage_main(
+    prog: str,
+    dvc_task: Callable[[DictConfig], object],
+    hydra_task: Callable[[DictConfig], object] | None = None,
+    fresh_run_dir: bool = False,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Both front doors of a stage: `--params params.yaml` (DVC) or Hydra overrides (people)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--params"]:
+        params_main(args, dvc_task, prog)
+    else:
+        try:
+            check_group_overrides(args)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
+        hydra_main(hydra_task or dvc_task, fresh_run_dir)

@@ -1,0 +1,167 @@
+"""Evaluate stage: test-set accuracy, loss, per-class precision/recall, confusion, calibration.
+
+    python -m pipeline.stages.evaluate --params params.yaml              # the DVC stage
+    python -m pipeline.stages.evaluate run_dir=outputs/runs/<a run>      # any earlier Hydra run
+
+Reads <run_dir>/run.json and the best checkpoint; writes <run_dir>/metrics.json,
+<run_dir>/plots/{confusion,reliability}.csv and figures/*.png, and logs all of
+it into the MLflow run that trained the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import torch
+
+
+def predict_logits(model, images, batch_size: int):
+    """Logits for uint8 images (N, 28, 28), batched, without gradients."""
+    import torch
+
+    from pipeline.nn.images import to_model_input
+
+    with torch.no_grad():
+        return torch.cat([model(to_model_input(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
+    from pipeline.tracking import core as tracking
+
+    ref = tracking.read_run_ref(cfg.run_dir)
+    evaluation = compute(cfg, ref)
+    record(cfg, tracking.Run.from_ref(ref), evaluation)
+    return evaluation.result
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate stage measured: metrics.json's content and the data behind its plots."""
+
+    result: dict
+    labels: list[int]
+    predictions: list[int]
+    confusion: object
+    reliability: list[dict]
+    model: object = field(repr=False)
+    images: torch.Tensor = field(repr=False)
+
+
+def compute(cfg: DictConfig, ref: dict) -> Evaluation:
+    import torch.nn.functional as F
+
+    from pipeline.data.mnist import load_split
+    from pipeline.nn import calibration, collapse, metrics
+    from pipeline.nn.builders import load_checkpoint
+    from pipeline.nn.models import count_parameters
+    from pipeline.tracking import core as tracking
+
+    run_dir = Path(cfg.run_dir)
+    checkpoint = tracking.best_checkpoint(run_dir, ref)
+    model = load_checkpoint(checkpoint)
+    images, labels = load_split(cfg.data.root, "test")
+    print(f"[evaluate] {checkpoint} on {len(labels)} test images ...", flush=True)
+
+    logits = predict_logits(model, images, cfg.evaluate.batch_size)
+    probs = logits.softmax(1)
+    preds = logits.argmax(1)
+    confusion = metrics.confusion_matrix(preds, labels)
+    precision, recall = metrics.precision_recall(confusion)
+    bins = calibration.reliability_bins(probs, labels, cfg.evaluate.ece_bins)
+    ece = calibration.expected_calibration_error(probs, labels, cfg.evaluate.ece_bins)
+    bin_rows = [
+        {"bin_lower": float(lo), "bin_upper": float(hi), "count": int(n), "confidence": float(c), "accuracy": float(a)}
+        for lo, hi, n, c, a in zip(
+            bins["lower"], bins["upper"], bins["count"], bins["confidence"], bins["accuracy"], strict=False
+        )
+        if n > 0
+    ]
+    result = {
+        "test": {
+            "acc": float((preds == labels).double().mean()),
+            "loss": float(F.cross_entropy(logits, labels)),
+            "ece": ece,
+            "precision": {str(c): float(p) for c, p in enumerate(precision)},
+            "recall": {str(c): float(r) for c, r in enumerate(recall)},
+        },
+        "model": {"name": cfg.model.name, "parameters": count_parameters(model)},
+    }
+    if collapse.is_linear_stack(model):
+        # The identity-activation stack: multiply it out and check it is one linear map.
+        result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
+    return Evaluation(result, labels.tolist(), preds.tolist(), confusion, bin_rows, model, images)
+
+
+def mlflow_metrics(result: dict) -> dict[str, float]:
+    """metrics.json as the flat names the MLflow run carries (see metric_names.py)."""
+    from pipeline.common import metric_names as names
+
+    test = result["test"]
+    flat = {names.TEST_ACC: test["acc"], names.TEST_LOSS: test["loss"], names.TEST_ECE: test["ece"]}
+    flat.update({names.test_precision(c): v for c, v in test["precision"].items()})
+    flat.update({names.test_recall(c): v for c, v in test["recall"].items()})
+    flat.update({names.collapse(k): v for k, v in result.get("collapse", {}).items()})
+    return flat
+
+
+def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
+    """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
+    from pipeline.common import atomic, plots
+    from pipeline.nn import filters
+    from pipeline.tracking import core as tracking
+
+    run_dir = Path(cfg.run_dir)
+    result = evaluation.result
+    metrics_path = run_dir / "metrics.json"
+    atomic.write_json(metrics_path, result)
+    plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
+    plots.write_csv(
+        plot_dir / "confusion.csv",
+        [{"actual": a, "predicted": p} for a, p in zip(evaluation.labels, evaluation.predictions, strict=False)],
+    )
+    plots.write_csv(plot_dir / "reliability.csv", evaluation.reliability)
+    test = result["test"]
+    figures = [
+        plots.confusion_png(evaluation.confusion, fig_dir / "confusion.png"),
+        plots.reliability_png(evaluation.reliability, test["ece"], fig_dir / "reliability.png"),
+    ]
+    figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
+
+    with tracking.recording(run):
+        run.log_metrics(mlflow_metrics(result))
+        run.log_artifact(metrics_path, "evaluation")
+        for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
+            if path.exists():
+                run.log_artifact(path, "evaluation")
+    if "collapse" in result:
+        c = result["collapse"]
+        print(
+            f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
+            f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}",
+            flush=True,
+        )
+    print(
+        f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
+        f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
+        flush=True,
+    )
+    if cfg.tracking.get("log_model", False):  # registered by training: the best by validation gets @champion
+        from pipeline.tracking.registry import after_evaluation
+
+        after_evaluation(run.uri, cfg.tracking.registered_model)
+
+
+def main(argv=None) -> None:
+    from pipeline.stages.cli import stage_main
+
+    stage_main("pipeline.stages.evaluate", evaluate, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Train stage: build data, model and trainer from the config, fit, save, track.
+
+    python -m pipeline.stages.train --params params.yaml          # the DVC stage
+    python -m pipeline.stages.train model=cnn trainer.max_epochs=5 # a Hydra app: trains, then evaluates
+    python -m pipeline.stages.train -m model.hidden=[64,32],[256,128]   # a sweep
+
+Writes <run_dir>/checkpoints/{best,last}.ckpt, <run_dir>/run.json (the MLflow
+run id) and <run_dir>/plots/history.csv (per-epoch metrics). Under DDP only
+rank 0 writes files or talks to MLflow. `fit` reads top to bottom:
+seed -> data -> model -> run -> trainer -> fit -> record.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import inspect
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.stages.order import JOB_ENDS_BEFORE, STAGES
+from pipeline.training.resume import clear_stale_outputs, config_fingerprint, resumable
+
+# Settings of conf/trainer/ that are ours, not Lightning's.
+_NOT_TRAINER_ARGS = ("progress_refresh",)
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def drop_unusable_nvml_check() -> bool:
+    """Unset NVML_CHECK where NVML cannot load; True if it was unset.
+
+    Importing Lightning sets it, so that looking for a GPU never initialises CUDA before a fork;
+    torch then asks NVML on every `torch.cuda.is_available()`, and every optimiser step asks (its
+    graph-capture check). Without an NVIDIA driver (a CPU machine with PyPI's CUDA build of torch)
+    each ask is a failed dlopen of the NVML library (0.1 ms, up to 2 ms on a busy machine), after which torch
+    counts the devices the default way anyway: there the variable changes nothing but that cost.
+    """
+    if os.environ.get(NVML_CHECK) != "1":
+        return False
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch's NVML check loads
+    except OSError:
+        del os.environ[NVML_CHECK]
+        return True
+    return False
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
+    """The Lightning Trainer of the pipeline, with its callbacks; returns (trainer, best-checkpoint callback).
+
+    `run` (a tracking.Run) receives the per-epoch metrics; None records them only in history.csv.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    from pipeline.stages.library_notices import quiet_unactionable_notices
+    from pipeline.training.callbacks import EpochHistory, EpochSeed
+    from pipeline.training.checkpoint_io import AtomicCheckpointIO
+    from pipeline.training.robust_guard import MONITOR, guard_from_config
+
+    drop_unusable_nvml_check()
+    quiet_unactionable_notices()
+    # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
+    guard = guard_from_config(cfg)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=MONITOR if guard else "val/acc",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    # A live bar on a terminal; in logs (DVC, CI) one-line progress reports instead.
+    live = sys.stderr.isatty()
+    callbacks = [
+        checkpoint,
+        EpochHistory(run_dir / "plots" / "history.csv", run, quarter_reports=not live),
+        EpochSeed(cfg.seed),
+    ] + ([guard] if guard else [])
+    if live:
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
+    # Every Trainer argument conf/trainer/ sets is passed as is: a new one needs no code.
+    accepted = inspect.signature(L.Trainer.__init__).parameters
+    settings = {
+        k: v
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
+        if k in accepted and k not in _NOT_TRAINER_ARGS
+    }
+    trainer = L.Trainer(
+        **settings,
+        logger=False,
+        default_root_dir=str(run_dir),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=live,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+    return trainer, checkpoint
+
+
+def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
+    """Train one model; returns {'run_id', 'tracking_uri', 'best_checkpoint', 'val/acc'} (rank 0; else {})."""
+    from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
+    from pipeline.stages.startup import imports_without_gc
+
+    # Start-up (imports, data, model, the run) with the collector paused: see startup.py.
+    with imports_without_gc():
+        with packages_hidden_while_importing(*UNUSED_BY_TRAINING):  # about 1 s less: see lean_import.py
+            import lightning as L
+        import torch
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from pipeline.common import atomic
+        from pipeline.nn.models import count_parameters
+        from pipeline.tracking import core as tracking
+        from pipeline.training.callbacks import stop_on_ctrl_c
+        from pipeline.training.datamodule import MNISTDataModule
+        from pipeline.training.module import Classifier
+
+        run_dir = Path(cfg.run_dir)
+        # seed
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        torch.set_float32_matmul_precision("high")
+        # data
+        datamodule = MNISTDataModule.from_config(cfg)
+        # model
+        module = Classifier.from_config(cfg)
+        n_params = count_parameters(module.net)
+        # run: a new MLflow run, or the interrupted one with the same settings (rank 0 only;
+        # rank_zero_only.rank is set from the launcher's environment before any rank starts)
+        fingerprint = config_fingerprint(cfg)
+        resume = resumable(run_dir, fingerprint)
+        rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
+        run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
+    try:
+        # trainer
+        trainer, checkpoint = build_trainer(cfg, run_dir, run)
+        # fit
+        started = time.perf_counter()
+        with stop_on_ctrl_c(trainer) as interrupted:
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=str(run_dir / "checkpoints" / "last.ckpt") if resume else None
+            )
+        if interrupted:
+            # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
+            # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
+            raise KeyboardInterrupt("training was interrupted")
+        train_seconds = time.perf_counter() - started
+        if not trainer.is_global_zero:
+            return {}
+        # record
+        return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint)
+    except BaseException as err:
+        # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        full = atomic.full_disk_error(err)
+        if run is not None:
+            if full:
+                tracking.log_failure(run.uri, run.run_id, atomic.full_disk_message(full, run_dir))
+            run.end(tracking.end_status(err))
+        if full:  # not a bug: one line that says where, and that the next run resumes
+            print(
+                f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from err
+        if isinstance(err, SystemExit) and not err.code:
+            # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
+            # would take that for success. Exit as a process killed by SIGTERM does (143).
+            raise SystemExit(143) from err
+        raise
+
+
+def _open_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: dict | None,
+    fingerprint: str,
+    n_params: int,
+    command: str,
+    overrides: list[str] | None,
+):
+    """The MLflow run this training writes into, announced in run.json (state: training)."""
+    from pipeline.data.mnist import dataset_record
+    from pipeline.tracking import core as tracking
+
+    if resume:
+        # An interrupted run with the same settings: continue it, in the same MLflow run.
+        run = tracking.Run.from_ref(resume)
+        run.open()
+        print(f"[train] resuming MLflow run {run.run_id} from {run_dir / 'checkpoints' / 'last.ckpt'}", flush=True)
+    else:
+        clear_stale_outputs(run_dir)
+        run_id, uri = tracking.start_run(cfg, command, overrides, parent_run_id=tracking.sweep_parent_id())
+        run = tracking.Run(uri, run_id)
+        run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
+        run.log_dataset(**dataset_record(cfg.data))
+    tracking.write_run_ref(
+        run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training"
+    )
+    print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
+    return run
+
+
+def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: float, fingerprint: str) -> dict:
+    """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends."""
+    from pipeline.tracking import core as tracking
+
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    run.log_metrics({"val/best_acc": best_val, "time/train_s": train_seconds})
+    tracking.write_run_ref(
+        run_dir,
+        run.run_id,
+        run.uri,
+        experiment=cfg.tracking.experiment,
+        config_hash=fingerprint,
+        state="completed",
+        best_checkpoint=str(best),
+        val_best_acc=best_val,
+        train_seconds=train_seconds,
+    )
+    run.log_artifact(best, "checkpoints")
+    if registers_model(cfg):
+        from pipeline.nn.builders import load_checkpoint
+
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        version = run.log_model(load_checkpoint(best), model_cfg, cfg.tracking.registered_model)
+        print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
+    run.end("FINISHED")  # later stages reopen it to add their results
+    print(
+        f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
+        f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}",
+        flush=True,
+    )
+    return {"run_id": run.run_id, "tracking_uri": run.uri, "best_checkpoint": best, "val/acc": best_val}
+
+
+def registers_model(cfg: DictConfig) -> bool:
+    """tracking.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
+    (a preset sweep would otherwise leave dozens of versions in the registry)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not cfg.tracking.log_model:
+        return False
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return not in_sweep or bool(cfg.tracking.get("register_sweep_jobs", False))
+
+
+def run_dvc(cfg: DictConfig) -> None:
+    fit(cfg, "dvc repro train  # python -m pipeline.stages.train --params params.yaml")
+
+
+def run_hydra(cfg: DictConfig) -> float:
+    """One job of a Hydra run or sweep: train, then the stages that follow training in the
+    pipeline (stages.py); returns best val accuracy (what sweepers optimise)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from pipeline.training.sweep_ddp import one_ddp_job
+
+    overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed
+    command = "python -m pipeline.stages.train " + " ".join(shlex.quote(o) for o in overrides)
+    with one_ddp_job(cfg):
+        result = fit(cfg, command.strip(), overrides)
+    if not result:
+        return float("nan")
+    for stage in stages_after_training(cfg):
+        module, _, function = STAGES[stage][1].partition(":")
+        # By name: the DVC train stage never runs the stages after it (see stages/order.py).
+        getattr(importlib.import_module(module), function)(cfg)
+    return result["val/acc"]
+
+
+def stages_after_training(cfg: DictConfig) -> list[str]:
+    """The stages a Hydra job runs after training, in pipeline order."""
+    names = list(STAGES)
+    later = names[names.index("train") + 1 : names.index(JOB_ENDS_BEFORE)]
+    # The robustness stage takes minutes: only when asked (robustness.after_training=true).
+    return [n for n in later if n != "robustness" or cfg.robustness.get("after_training")]
+
+
+def main(argv=None) -> None:
+    from pipeline.stages.cli import stage_main
+
+    stage_main("pipeline.stages.train", run_dvc, run_hydra, fresh_run_dir=True, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The model registry: which registered version is the champion.
+
+Every single training run registers its model as `mnist-<model>` (see tracking.log_model;
+sweep jobs only with tracking.register_sweep_jobs=true).
+After each evaluation, `update_champion` gives the alias `champion` to the
+version whose run has the best validation accuracy (`val/best_acc`, logged by
+training) among all versions of that registered model, so
+`models:/mnist-mlp@champion` always names the best one by validation. The test
+split never selects: test/acc only reports.
+
+    python -m pipeline.stages.registry                     # every registered model: versions, val/best_acc, aliases
+    python -m pipeline.stages.registry mnist-mlp --update  # recompute the champion of mnist-mlp
+    python -m pipeline.stages.predict digit.png --model models:/mnist-mlp@champion
+
+In Python, any registered version is an ordinary nn.Module (eval mode, CPU):
+
+    from pipeline.tracking.registry import load_model
+    model = load_model("models:/mnist-mlp@champion")   # or models:/mnist-mlp/3, runs:/<id>/model
+
+Ties go to the older version (a champion is not replaced by an equal). Versions
+whose run has no val/best_acc (training never finished) or whose run was deleted
+do not compete.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.common.metric_names import VAL_BEST_ACC
+
+ALIAS = "champion"
+METRIC = VAL_BEST_ACC  # validation chooses; the test split only reports
+
+
+def load_model(model_uri: str, tracking_uri: str | None = None):
+    """A logged or registered model as an nn.Module in eval mode: weights + config, rebuilt by
+    models.build_model and read with weights_only=True (pipeline.nn.packaged). Versions logged
+    before that format (torch.export programs) come back as MLflow loads them."""
+    import tempfile
+
+    import yaml
+
+    from pipeline.nn import packaged as packaged_model
+    from pipeline.tracking import core as tracking
+
+    uri = tracking.resolve_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        folder = tracking.download_model(uri, model_uri, tmp)
+        flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+        pyfunc = flavors.get("python_function", {})
+        if pyfunc.get("loader_module") in packaged_model.LOADER_MODULES:
+            return packaged_model.load(folder / pyfunc["data"])
+    if "pytorch" in flavors:
+        return tracking.load_exported_model(uri, model_uri)
+    raise ValueError(f"{model_uri} is not a model this pipeline logged (flavors: {', '.join(flavors) or 'none'}).")
+
+
+def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tuple[int, str, float]]:
+    """(version, run_id, metric) for every version of `model_name` whose run carries the metric."""
+    from pipeline.tracking import core as tracking
+
+    scores: list[tuple[int, str, float]] = []
+    for version, run_id in tracking.model_versions(uri, model_name):
+        value = tracking.active_run_metric(uri, run_id, metric) if run_id else None
+        if run_id and value is not None:
+            scores.append((version, run_id, value))
+    return scores
+
+
+def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str = METRIC) -> tuple[int, float] | None:
+    """Point `alias` at the version of `model_name` with the highest `metric`; returns (version, value).
+
+    Returns None when the model is not registered or no version has the metric.
+    """
+    from pipeline.tracking import core as tracking
+
+    aliases = tracking.model_aliases(uri, model_name)
+    if aliases is None:
+        return None
+    scores = version_scores(uri, model_name, metric)
+    if not scores:
+        return None
+    version, _, value = max(scores, key=lambda s: (s[2], -s[0]))
+    if aliases.get(alias) != version:
+        tracking.set_model_alias(uri, model_name, alias, version)
+    return version, value
+
+
+def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
+    """Called by the evaluate stage once the model's run is complete: move the champion alias if need be.
+
+    A failure here (a registry that refuses aliases, a network error) is reported, not raised:
+    the evaluation itself succeeded and is recorded.
+    """
+    try:
+        found = update_champion(uri, model_name)
+    except Exception as err:
+        print(f"[evaluate] warning: could not update alias {ALIAS!r} of {model_name}: {err}", file=sys.stderr)
+        return None
+    if found:
+        print(f"[evaluate] {model_name}@{ALIAS} is version {found[0]} ({METRIC}={found[1]:.4f})", flush=True)
+    return found

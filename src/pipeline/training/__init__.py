@@ -1,0 +1,1 @@
+"""Lightning glue: the LightningModule, the datamodule, callbacks, checkpoints."""
