@@ -166,8 +166,9 @@ def test_compile_row_reports_a_result_or_the_failure():
 
 
 @pytest.mark.slow
-def test_bare_script_learns(mnist_root):
-    """The baseline of the whole-command row is a real training: it must learn, or the ratio means nothing."""
+@pytest.mark.parametrize("flags", [(), ("--import-stack", "--lightning-loop")], ids=["bare", "floor"])
+def test_bare_script_learns(mnist_root, flags):
+    """The baselines of the whole-command rows are real trainings: they must learn, or the ratios mean nothing."""
     import subprocess
 
     done = subprocess.run(
@@ -180,6 +181,7 @@ def test_bare_script_learns(mnist_root):
             "2",
             "--train-size",
             "5000",
+            *flags,
         ],
         capture_output=True,
         text=True,
@@ -195,19 +197,23 @@ def test_whole_command_rows():
     from benchmarks import command
 
     rows = check_rows(command.run(quick=True, repeats=1), "command")
-    assert [r["case"].split(",")[0].split(":")[0] for r in rows] == ["train", "train", "fixed cost of a run", "sweep"]
-    whole, floor = rows[:2]
+    cases = [r["case"].split(",")[0].split(":")[0] for r in rows]
+    assert cases == ["train", "train", "train", "fixed cost of a run", "sweep"]
+    whole, imports, floor = rows[:3]
     assert whole["target"] == "ratio <= 1.5" and whole["checks"]["bare_loop_s"][0] < whole["baseline"]
-    # The stack's floor is the same bare script, timed against the same bare runs; no target.
-    assert "floor" in floor["case"] and floor["baseline"] == whole["baseline"] and floor["target"] == ""
-    assert floor["checks"]["bare_loop_s"][0] < floor["ours"]
+    # The stack's imports: the same bare script, timed against the same bare runs; no target.
+    assert "imports" in imports["case"] and imports["baseline"] == whole["baseline"] and imports["target"] == ""
+    assert imports["checks"]["bare_loop_s"][0] < imports["ours"]
+    # The stack's floor (its imports and Lightning's loop) is the baseline of the command itself.
+    assert "floor" in floor["case"] and floor["ours"] == whole["ours"] and floor["target"] == "ratio <= 1.25"
+    assert floor["checks"]["floor_loop_s"][0] < floor["baseline"]
     # The sweep's overhead per job is what a job costs beyond the training its own log reports.
     # Every sample is a timing; the per-job figures are differences of them.
-    sweep = rows[3]["checks"]
+    sweep = rows[4]["checks"]
     assert sweep["jobs_more"] == 2
     samples = sweep["samples_one"] + sweep["samples_more"] + sweep["work_s_one"] + sweep["work_s_more"]
     assert len(samples) == 4 and all(positive(s) for s in samples)
-    assert rows[3]["ours"] == pytest.approx(sweep["per_job_s"] - sweep["per_job_work_s"])
+    assert rows[4]["ours"] == pytest.approx(sweep["per_job_s"] - sweep["per_job_work_s"])
     assert sweep["per_job_s"] == pytest.approx(sweep["samples_more"][0] - sweep["samples_one"][0])
 
 
