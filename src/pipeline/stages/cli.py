@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +24,27 @@ def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object],
     run(cfg)
 
 
-def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False) -> object:
+def help_overrides(prog: str) -> list[str]:
+    """What `--help` of a Hydra app prints first: what the command does and how it is called.
+
+    The sentence is the first line of the stage module's docstring (Hydra's own header would
+    name every app "cli", after this module). Overrides of `hydra.help` change only the help.
+    """
+    main = sys.modules.get("__main__")
+    ran_as_main = getattr(getattr(main, "__spec__", None), "name", None) == prog
+    module = main if ran_as_main else sys.modules.get(prog)
+    what = ((module.__doc__ if module else None) or prog).strip().splitlines()[0]
+    script = Path(sys.argv[0]).name
+    name = script if script.startswith("pipeline-") else f"python -m {prog}"
+    header = f"{what}\nusage: {name} [KEY=VALUE ...] [-m] [--cfg job] [--help]\n"
+
+    def quoted(text: str) -> str:  # Hydra's override grammar: a quoted value, escapes as in Python
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return [f"hydra.help.app_name={quoted(name)}", f"hydra.help.header={quoted(header)}"]
+
+
+def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False, prog: str | None = None) -> object:
     """Front door for people: a Hydra app over conf/ with command-line overrides and multirun.
 
     With fresh_run_dir (training), a run writes into Hydra's own output directory
@@ -46,6 +67,8 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         return task(cfg)
 
     sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
+    if prog and {"--help", "-h"} & set(sys.argv[1:]):
+        sys.argv += help_overrides(prog)
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     try:
@@ -72,4 +95,4 @@ def stage_main(
             check_group_overrides(args)
         except ConfigError as err:
             sys.exit(f"error: {err}")
-        hydra_main(hydra_task or dvc_task, fresh_run_dir)
+        hydra_main(hydra_task or dvc_task, fresh_run_dir, prog)
