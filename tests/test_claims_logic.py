@@ -5,7 +5,10 @@ import math
 import pytest
 import torch
 
-from pipeline.claims import checks as claims
+from pipeline.claims.catalogue import all_claims
+from pipeline.claims.model import Table
+from pipeline.claims.scaling import power_law
+from pipeline.claims.textbook import activations_claim, seeds_claim
 from pipeline.nn import collapse
 from pipeline.nn.models import MLP
 from pipeline.training.datamodule import TensorBatches
@@ -33,7 +36,7 @@ def test_a_relu_network_is_not_a_linear_map():
 
 def test_power_law_fit_recovers_known_exponent():
     xs = [1e3, 1e4, 1e5, 1e6]
-    a, b, r2 = claims.power_law(xs, [2.0 * x**-0.3 for x in xs])
+    a, b, r2 = power_law(xs, [2.0 * x**-0.3 for x in xs])
     assert math.isclose(a, 2.0, rel_tol=1e-9) and math.isclose(b, 0.3, rel_tol=1e-9) and r2 > 0.999999
 
 
@@ -58,9 +61,9 @@ def test_seed_claim_reports_mean_and_sample_std():
         )
         for i, acc in enumerate([0.97, 0.975, 0.98])
     ]
-    claim = claims.seeds_claim("1", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.96, 0.985))
+    claim = seeds_claim("1", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.96, 0.985))
     assert claim.verdict == "holds" and "97.50 % ± 0.50 %" in claim.measured and "109,386" in claim.measured
-    cnn = claims.seeds_claim("2", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.995, 1.0))
+    cnn = seeds_claim("2", "text", "claim_mlp", {"claim_mlp": {"jobs": jobs}}, (0.995, 1.0))
     assert cnn.verdict == "does not hold"
 
 
@@ -72,13 +75,15 @@ def test_activation_claim_times_the_target_from_the_history():
         _job(0, {"model.activation": "relu"}, {"test/acc": 0.975, "test/loss": 0.08}, history([0.96, 0.971])),
         _job(1, {"model.activation": "sigmoid"}, {"test/acc": 0.96, "test/loss": 0.1}, history([0.90, 0.95])),
     ]
-    claim = claims.activations_claim({"claim_activations": {"jobs": jobs}})
+    claim = activations_claim({"claim_activations": {"jobs": jobs}})
     assert claim.verdict == "holds"
-    assert claim.details[0][2][0][4:6] == [2, "4.0 s"] and claim.details[0][2][1][4] == "not reached"
+    table = claim.details[0]
+    assert isinstance(table, Table)
+    assert table.rows[0][4:6] == [2, "4.0 s"] and table.rows[1][4] == "not reached"
 
 
 def test_missing_results_say_how_to_measure_them():
-    for claim in claims.all_claims({}):
+    for claim in all_claims({}):
         assert claim.verdict == "not run" and claim.measured == "not measured yet"
 
 

@@ -79,7 +79,8 @@ def test_help_answers_without_importing_torch():
 def test_config_name_lists_match_the_robustness_registries():
     from pipeline.config import settings as config
     from pipeline.robustness.attacks import ATTACKS
-    from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
+    from pipeline.robustness.corruptions import CORRUPTIONS
+    from pipeline.robustness.shifts import SEVERITY_SHIFTS
 
     assert set(config.ATTACKS) == set(ATTACKS)
     assert list(config.CORRUPTIONS) == list(CORRUPTIONS)

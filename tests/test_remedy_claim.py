@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from pipeline.claims.checks import load_remedy, load_results, remedy_claim
+from pipeline.claims.brittleness import remedy_claim
+from pipeline.claims.catalogue import load_remedy, load_results
+from pipeline.claims.model import Table, Text
 
 
 def _remedy(auto: float, clean: float, train_seconds: float) -> dict:
@@ -52,13 +54,14 @@ def test_remedy_row_sits_beside_the_literature_with_our_time():
     assert claim.verdict == "holds"
     assert "88.50 % on the first 1,000 test images" in claim.measured and "30 min" in claim.measured
     table = claim.details[0]
-    assert [row[0].split(",")[0] for row in table[2][:3]] == [
+    assert isinstance(table, Table)
+    assert [row[0].split(",")[0] for row in table.rows[:3]] == [
         "Madry et al. 2018",
         "Wong et al. 2020",
         "Zhang et al. 2019",
     ]
-    assert table[2][-1][1:4] == ["98.60 %", "88.50 %", "91.50 %"] and table[2][-1][4] == "30 min on this CPU"
-    assert any("not stronger: True" in d[1] for d in claim.details if d[0] == "text")
+    assert table.rows[-1][1:4] == ["98.60 %", "88.50 %", "91.50 %"] and table.rows[-1][4] == "30 min on this CPU"
+    assert any("not stronger: True" in d.text for d in claim.details if isinstance(d, Text))
 
 
 def test_remedy_verdict_fails_below_wong_too_slow_or_not_clean_enough():

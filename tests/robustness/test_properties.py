@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from pipeline.config.settings import severity_grids
 from pipeline.robustness.attacks import fgsm, pgd
-from pipeline.robustness.corruptions import CORRUPTIONS, SEVERITY_SHIFTS
+from pipeline.robustness.corruptions import CORRUPTIONS
+from pipeline.robustness.shifts import SEVERITY_SHIFTS
 
 SEVERITY_GRIDS = severity_grids()
 

@@ -92,10 +92,8 @@ def _mnist_c_folder(root, corruptions: dict[str, tuple[np.ndarray, np.ndarray]])
 
 @pytest.mark.slow
 def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_smallconv, tmp_path):
-    from omegaconf import OmegaConf
-
     from pipeline.data.mnist import load_split
-    from pipeline.stages.robustness import official_corruption_table
+    from pipeline.robustness.measures import official_corruption_table
 
     images, labels = load_split(mnist_root, "test")
     digits, truth = images[:300].numpy()[..., None], labels[:300].numpy().astype(np.uint8)
@@ -106,8 +104,8 @@ def test_official_mnist_c_files_are_evaluated_as_they_are(mnist_root, trained_sm
             "fog": (np.zeros_like(digits), truth),  # all black
         },
     )
-    r = OmegaConf.create({"mnist_c_dir": str(folder), "corruptions": ["shot_noise", "fog"], "batch_size": 128})
-    rows = {row["corruption"]: row["accuracy"] for row in official_corruption_table(trained_smallconv, r, "cpu")}
+    table = official_corruption_table(trained_smallconv, str(folder), ["shot_noise", "fog"], 128, "cpu")
+    rows = {row["corruption"]: row["accuracy"] for row in table}
     with torch.no_grad():
         x = torch.from_numpy(digits[..., 0]).unsqueeze(1).float().div(255)
         clean = float((trained_smallconv(x).argmax(1) == labels[:300]).float().mean())

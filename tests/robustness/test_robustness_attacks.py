@@ -253,14 +253,18 @@ def test_adversarial_curves_are_the_same_every_run_and_leave_the_callers_generat
     """The stage's PGD and FGSM figures for one model do not move between runs (random starts seeded):
     unseeded, PGD at eps 0.1 leaves 92.2 % or 92.6 % of this batch depending on the global state."""
     from pipeline.config.settings import compose
-    from pipeline.stages.robustness import adversarial_curves
+    from pipeline.robustness.measures import adversarial_curves
 
     r = compose(["robustness=quick"]).robustness
+    pgd = {"steps": r.pgd.steps, "step_size": r.pgd.step_size, "random_start": r.pgd.random_start}
     x, y = eval_batch
     runs = []
     for state in range(6):  # whatever the global generator holds
         torch.manual_seed(state)
-        runs.append(adversarial_curves(small_model, x, y, r, seed=0))
+        curve = adversarial_curves(
+            small_model, x, y, eps=r.eps, attacks=r.attacks, pgd_options=pgd, batch_size=r.batch_size, seed=0
+        )
+        runs.append(curve)
         after = torch.rand(3)
         torch.manual_seed(state)
         assert torch.equal(torch.rand(3), after)  # the caller's generator went on as if untouched

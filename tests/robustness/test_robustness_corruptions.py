@@ -9,12 +9,8 @@ import pytest
 import torch
 
 from pipeline.config.settings import severity_grids
-from pipeline.robustness.corruptions import (
-    CORRUPTIONS,
-    SEVERITY_SHIFTS,
-    get_corruption,
-    get_severity_shift,
-)
+from pipeline.robustness.corruptions import CORRUPTIONS, get_corruption
+from pipeline.robustness.shifts import SEVERITY_SHIFTS, get_severity_shift
 
 SEVERITY_GRIDS = severity_grids()
 

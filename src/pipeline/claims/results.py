@@ -35,7 +35,7 @@ PARAMS = (
     "robustness.n_images",
 )
 FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
-# Presets whose layer figures the report shows (claims.filters_claim); the others keep theirs in MLflow only.
+# Presets whose layer figures the report shows (filters_claim); the others keep theirs in MLflow only.
 FIGURE_PRESETS = ("claim_mlp", "claim_cnn")
 
 

@@ -1,6 +1,6 @@
-"""MNIST-C corruptions and continuous severity sweeps, as batched tensor functions.
+"""The 15 MNIST-C corruptions, as batched tensor functions.
 
-The 15 corruptions of MNIST-C (Mu & Gilmer 2019, github.com/google-research/mnist-c,
+The corruptions of MNIST-C (Mu & Gilmer 2019, github.com/google-research/mnist-c,
 ``corruptions.py``) with the reference's default severities, i.e. the settings that
 produced the published dataset. Every function has the signature
 ``fn(x, generator=None) -> x`` on float images ``(N,1,28,28)`` in ``[0,1]``; the output
@@ -14,65 +14,21 @@ are black, so this barely matters), motion blur re-implements ImageMagick's one-
 Gaussian kernel, outputs are not quantised to uint8, and the affine warps use
 ``grid_sample`` (bilinear, zero fill) in place of ``skimage.transform.warp``.
 
-``SEVERITY_SHIFTS`` adds continuous shifts ``fn(x, severity, generator=None) -> x`` for
-robustness-vs-severity curves; their grids are conf/robustness/*.yaml's ``severity``.
+The continuous severity shifts of the robustness-vs-severity curves are in shifts.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import cast
 
 import torch
-import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 from . import names
 from ._utils import check_images
+from .image_ops import blur, finish, gen_device, rand, randint, random_sign, warp
 
 Corruption = Callable[..., torch.Tensor]
-_CENTER = 13.5  # pixel-centre coordinate of the middle of a 28x28 image
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _gen_device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
-
-
-def _rand(shape: int | Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, device=_gen_device(generator)).to(device)
-
-
-def _randint(low: int, high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return torch.randint(low, high, (n,), generator=generator, device=_gen_device(generator)).to(device)
-
-
-def _random_sign(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    return _randint(0, 2, n, generator, device).float() * 2 - 1
-
-
-def _blur(x: torch.Tensor, sigma_y: float, sigma_x: float | None = None) -> torch.Tensor:
-    """Gaussian blur with scipy/skimage's kernel extent (truncate=4 sigma); sigma 0 = no blur."""
-    sigma_x = sigma_y if sigma_x is None else sigma_x
-    ks = [2 * int(4 * s + 0.5) + 1 if s > 0 else 1 for s in (sigma_x, sigma_y)]
-    blurred: torch.Tensor = TF.gaussian_blur(x, kernel_size=ks, sigma=[max(sigma_x, 1e-6), max(sigma_y, 1e-6)])
-    return blurred
-
-
-def _warp(x: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-    """out(p) = x(matrix @ (p - c) + c + shift): skimage's ``warp(x, inverse_map=aff)``.
-
-    ``matrix`` is (N,2,2) and ``shift`` (N,2) in pixels, both in (col, row) order. With
-    align_corners=True, normalised coordinates are (pixel - 13.5) / 13.5, so an affine map
-    that keeps the centre fixed has zero translation there.
-    """
-    n = x.shape[0]
-    shift = torch.zeros(n, 2, device=x.device) if shift is None else shift
-    theta = torch.cat([matrix, (shift / _CENTER).unsqueeze(-1)], dim=-1).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def _lines(c0: torch.Tensor, r0: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
@@ -97,7 +53,7 @@ def _plasma_fractal(
     n: int, generator: torch.Generator | None, mapsize: int = 256, wibbledecay: float = 3.0
 ) -> torch.Tensor:
     """Batched diamond-square height maps in [0,1], shape (n, mapsize, mapsize) (reference port)."""
-    maps = torch.zeros(n, mapsize, mapsize, device=_gen_device(generator))  # float32 is plenty
+    maps = torch.zeros(n, mapsize, mapsize, device=gen_device(generator))  # float32 is plenty
     wibble = 100.0
 
     def wibbled_mean(a: torch.Tensor) -> torch.Tensor:
@@ -120,10 +76,6 @@ def _plasma_fractal(
     return maps / maps.amax(dim=(1, 2), keepdim=True)
 
 
-def _finish(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return out.clamp(0.0, 1.0).to(dtype=x.dtype, device=x.device)
-
-
 # ------------------------------------------------------------------------- corruptions
 
 
@@ -131,16 +83,16 @@ def shot_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     """Poisson noise: Poisson(3 x) / 3 (reference severity 5)."""
     check_images(x)
     lam = 3.0
-    rate = (x.detach().float() * lam).to(_gen_device(generator))
-    return _finish(torch.poisson(rate, generator=generator).to(x.device) / lam, x)
+    rate = (x.detach().float() * lam).to(gen_device(generator))
+    return finish(torch.poisson(rate, generator=generator).to(x.device) / lam, x)
 
 
 def impulse_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Salt-and-pepper noise on 17% of pixels, half salt (skimage ``s&p``, severity 4)."""
     check_images(x)
-    flipped = _rand(x.shape, generator, x.device) < 0.17
-    salt = (_rand(x.shape, generator, x.device) < 0.5).to(x.dtype)
-    return _finish(torch.where(flipped, salt, x), x)
+    flipped = rand(x.shape, generator, x.device) < 0.17
+    salt = (rand(x.shape, generator, x.device) < 0.5).to(x.dtype)
+    return finish(torch.where(flipped, salt, x), x)
 
 
 def glass_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -152,13 +104,13 @@ def glass_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     check_images(x)
     sigma, delta, passes = 0.7, 1, 2
     n = x.shape[0]
-    out = torch.floor(_blur(x.float(), sigma, 0.0) * 255) / 255  # reference casts to uint8
+    out = torch.floor(blur(x.float(), sigma, 0.0) * 255) / 255  # reference casts to uint8
     out = out.view(n, 28 * 28).clone()
     positions = range(28 - delta, delta, -1)
     k = len(positions)
     # Pre-draw every random number (coin, dx, dy per image and position), as the reference.
-    coins = _rand((passes, k, k, n), generator, x.device) < 0.5
-    offsets = _randint(-delta, delta, passes * k * k * 2 * n, generator, x.device).view(passes, k, k, 2, n)
+    coins = rand((passes, k, k, n), generator, x.device) < 0.5
+    offsets = randint(-delta, delta, passes * k * k * 2 * n, generator, x.device).view(passes, k, k, 2, n)
     rows = torch.arange(n, device=x.device)
     for p in range(passes):
         for i, h in enumerate(positions):
@@ -170,7 +122,7 @@ def glass_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
                 swap = coins[p, i, j]
                 out[rows, src] = torch.where(swap, b, a)
                 out[rows, dst] = torch.where(swap, a, b)
-    return _finish(_blur(out.view(n, 1, 28, 28), sigma, 0.0), x)
+    return finish(blur(out.view(n, 1, 28, 28), sigma, 0.0), x)
 
 
 def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -182,7 +134,7 @@ def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     check_images(x)
     radius, sigma = 10, 3.0
     n = x.shape[0]
-    angle = torch.deg2rad(_rand(n, generator, x.device) * 90 - 45).double()
+    angle = torch.deg2rad(rand(n, generator, x.device) * 90 - 45).double()
     taps = torch.arange(2 * radius + 1, dtype=torch.float64, device=x.device)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
     weights = weights / weights.sum()
@@ -195,7 +147,7 @@ def motion_blur(x: torch.Tensor, generator: torch.Generator | None = None) -> to
         oy = torch.ceil(i * torch.sin(angle) - 0.5).long().view(n, 1, 1)
         idx = (rr + oy).clamp(0, 27) * 28 + (cc + ox).clamp(0, 27)
         out += wgt * flat.gather(1, idx.view(n, -1))
-    return _finish(out.view_as(x), x)
+    return finish(out.view_as(x), x)
 
 
 Build = Callable[[int, torch.Generator | None, torch.device], tuple[torch.Tensor, torch.Tensor | None]]
@@ -204,7 +156,7 @@ Build = Callable[[int, torch.Generator | None, torch.device], tuple[torch.Tensor
 def _affine_corruption(x: torch.Tensor, generator: torch.Generator | None, build: Build) -> torch.Tensor:
     check_images(x)
     matrix, shift = build(x.shape[0], generator, x.device)
-    return _finish(_warp(x, matrix.float(), None if shift is None else shift.float()), x)
+    return finish(warp(x, matrix.float(), None if shift is None else shift.float()), x)
 
 
 def shear(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -215,7 +167,7 @@ def shear(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
     """
 
     def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        s = 0.4 * _random_sign(n, g, dev)
+        s = 0.4 * random_sign(n, g, dev)
         zero = torch.zeros_like(s)
         return torch.stack(
             [torch.stack([torch.ones_like(s), -torch.sin(s)], -1), torch.stack([zero, torch.cos(s)], -1)], -2
@@ -237,7 +189,7 @@ def rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     """Rotate by +-0.4 rad (about 23 degrees) about the centre (severity 2, random direction)."""
 
     def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a = 0.4 * _random_sign(n, g, dev)
+        a = 0.4 * random_sign(n, g, dev)
         cos, sin = torch.cos(a), torch.sin(a)
         return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2), None
 
@@ -248,7 +200,7 @@ def translate(x: torch.Tensor, generator: torch.Generator | None = None) -> torc
     """Shift by 3 pixels along both axes, each with a random sign (severity 3)."""
 
     def build(n: int, g: torch.Generator | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        shift = 3.0 * torch.stack([_random_sign(n, g, dev), _random_sign(n, g, dev)], -1)
+        shift = 3.0 * torch.stack([random_sign(n, g, dev), random_sign(n, g, dev)], -1)
         return torch.eye(2, device=dev).expand(n, 2, 2), shift
 
     return _affine_corruption(x, generator, build)
@@ -257,7 +209,7 @@ def translate(x: torch.Tensor, generator: torch.Generator | None = None) -> torc
 def brightness(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add 0.5 to HSV value (severity 5); for grey images that is ``clip(x + 0.5)``."""
     check_images(x)
-    return _finish(x + 0.5, x)
+    return finish(x + 0.5, x)
 
 
 def stripe(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -266,7 +218,7 @@ def stripe(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     out = x.clone()
     out[..., :7] = 1 - out[..., :7]
     out[..., 21:] = 1 - out[..., 21:]
-    return _finish(out, x)
+    return finish(out, x)
 
 
 def fog(x: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 32) -> torch.Tensor:
@@ -288,29 +240,29 @@ def fog(x: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 
         .unsqueeze(1)
     )
     peak = x.double().amax(dim=(1, 2, 3), keepdim=True)
-    return _finish((x.double() + strength * haze) * peak / (peak + strength), x)
+    return finish((x.double() + strength * haze) * peak / (peak + strength), x)
 
 
 def spatter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Grey mud blobs from thresholded smoothed noise (severity 4: 0.65, 0.3, 1, 0.65, 1.5)."""
     check_images(x)
     loc, std, sigma_liquid, threshold, sigma_mask = 0.65, 0.3, 1.0, 0.65, 1.5
-    noise = torch.randn(x.shape, generator=generator, device=_gen_device(generator)).to(x.device)
-    liquid = _blur(loc + std * noise, sigma_liquid)
-    mask = _blur((liquid > threshold).float(), sigma_mask)
+    noise = torch.randn(x.shape, generator=generator, device=gen_device(generator)).to(x.device)
+    liquid = blur(loc + std * noise, sigma_liquid)
+    mask = blur((liquid > threshold).float(), sigma_mask)
     mask = torch.where(mask < 0.8, torch.zeros_like(mask), mask)
-    return _finish(x * (1 - mask) + 63 / 255 * mask, x)
+    return finish(x * (1 - mask) + 63 / 255 * mask, x)
 
 
 def dotted_line(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add a dashed line across the image between random rows on the left and right edges."""
     check_images(x)
     n = x.shape[0]
-    r0, r1 = _randint(0, 27, n, generator, x.device), _randint(0, 27, n, generator, x.device)
+    r0, r1 = randint(0, 27, n, generator, x.device), randint(0, 27, n, generator, x.device)
     zeros = torch.zeros(n, device=x.device)
     line = _lines(zeros, r0, zeros + 27, r1)
     dashes = (torch.arange(28, device=x.device) // 2) % 2 == 1  # 2 px on, 2 px off, off first
-    return _finish(x + line.unsqueeze(1) * dashes, x)
+    return finish(x + line.unsqueeze(1) * dashes, x)
 
 
 def zigzag(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -319,8 +271,8 @@ def zigzag(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     n = x.shape[0]
     a = b = 2.0
     c0, c1 = 2.0, 25.0
-    r0 = _randint(0, 27, n, generator, x.device).double()
-    r1 = r0 + _randint(-5, 5, n, generator, x.device).double()
+    r0 = randint(0, 27, n, generator, x.device).double()
+    r1 = r0 + randint(-5, 5, n, generator, x.device).double()
     theta = torch.atan((r1 - r0) / (c1 - c0))
     d = (c1 - c0) / torch.cos(theta)  # length of the straight line, in [23, 23.54]
     # With d in that range the reference always makes 6 teeth plus a short last segment,
@@ -338,7 +290,7 @@ def zigzag(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     total = cast(
         torch.Tensor, sum(_lines(cs[:, i - 1], rs[:, i - 1], cs[:, i], rs[:, i]) for i in range(1, cs.shape[1]))
     )
-    return _finish(x + total.unsqueeze(1), x)
+    return finish(x + total.unsqueeze(1), x)
 
 
 def canny_edges(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -352,7 +304,7 @@ def canny_edges(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 
     images = x.detach().to("cpu", torch.float64).numpy()[:, 0]
     edges = np.stack([canny(img) for img in images]).astype(np.float32)  # type: ignore[no-untyped-call]  # untyped
-    return _finish(torch.from_numpy(edges).unsqueeze(1), x)
+    return finish(torch.from_numpy(edges).unsqueeze(1), x)
 
 
 # Each corruption is the function of the same name (names.py lists them, in MNIST-C's order).
@@ -365,61 +317,3 @@ def get_corruption(name: str) -> Corruption:
         return CORRUPTIONS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown corruption {name!r}; valid names: {list(CORRUPTIONS)}") from None
-
-
-# ------------------------------------------------------------------- severity sweeps
-
-
-def shift_rotate(x: torch.Tensor, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate every image counter-clockwise by ``severity`` degrees (bilinear, black fill)."""
-    check_images(x)
-    return _finish(TF.rotate(x, float(severity), interpolation=TF.InterpolationMode.BILINEAR), x)
-
-
-def shift_gaussian_noise(x: torch.Tensor, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add i.i.d. N(0, severity^2) pixel noise."""
-    check_images(x)
-    noise = torch.randn(x.shape, generator=generator, device=_gen_device(generator), dtype=x.dtype)
-    return _finish(x + float(severity) * noise.to(x.device), x)
-
-
-def shift_gaussian_blur(x: torch.Tensor, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gaussian blur with standard deviation ``severity`` pixels (0 = unchanged)."""
-    check_images(x)
-    if severity < 0:
-        raise ValueError(f"blur sigma must be >= 0, got {severity}")
-    return x.clone() if severity == 0 else _finish(_blur(x, float(severity)), x)
-
-
-def shift_contrast(x: torch.Tensor, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Scale each image's deviation from its mean by ``severity`` (1 = unchanged, 0 = flat)."""
-    check_images(x)
-    if severity < 0:
-        raise ValueError(f"contrast factor must be >= 0, got {severity}")
-    return _finish(TF.adjust_contrast(x, float(severity)), x)
-
-
-def shift_translate(x: torch.Tensor, severity: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift by ``severity`` pixels along both axes with random signs per image (as MNIST-C)."""
-    check_images(x)
-    n = x.shape[0]
-    shift = float(severity) * torch.stack(
-        [_random_sign(n, generator, x.device), _random_sign(n, generator, x.device)], -1
-    )
-    return _finish(_warp(x, torch.eye(2, device=x.device).expand(n, 2, 2), shift), x)
-
-
-# Each shift is the function shift_<name>. Units: rotate in degrees, gaussian_noise a sigma in pixel
-# units, gaussian_blur a sigma in pixels, contrast a factor (1 = clean), translate pixels per axis.
-# The grids the stage sweeps are conf/robustness/*.yaml's `severity` (the first value is the clean one).
-SEVERITY_SHIFTS: dict[str, Callable[..., torch.Tensor]] = {
-    name: globals()[f"shift_{name}"] for name in names.SEVERITY_SHIFTS
-}
-
-
-def get_severity_shift(name: str) -> Callable[..., torch.Tensor]:
-    """Look up a severity shift by name; ValueError lists the valid names."""
-    try:
-        return SEVERITY_SHIFTS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown severity shift {name!r}; valid names: {list(SEVERITY_SHIFTS)}") from None

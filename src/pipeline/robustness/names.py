@@ -1,7 +1,7 @@
 """The names of the attacks, MNIST-C corruptions and severity shifts, defined once.
 
 Torch-free, so that config validation checks a name without loading torch; the
-registries in attacks.py and corruptions.py are built from these lists. The
+registries in attacks.py, corruptions.py and shifts.py are built from these lists. The
 severity grids the stage sweeps live in conf/robustness/ (full.yaml, quick.yaml).
 """
 
