@@ -1,27 +1,47 @@
-"""The two front doors of every stage: `--params params.yaml` (DVC) or Hydra overrides (people)."""
+"""The two front doors of every stage: `--params params.yaml` (DVC) or Hydra overrides (people).
+
+A bad setting stops here, before any heavy import, with one line that names it and the fix, exit
+status 2, and no run folder left behind.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.overrides import check_added_keys, unknown_key_hint
 from pipeline.config.settings import CONF_DIR, ConfigError, check_group_overrides, load_params, preset_slot, validate
+
+BAD_SETTING = 2  # the exit status of every refused setting, as for a command-line usage error
+
+
+def refuse(message: object) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(BAD_SETTING)
 
 
 def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object], prog: str) -> None:
     """Front door for DVC stages: `python -m pipeline.X --params params.yaml`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 2 or argv[0] != "--params":
-        sys.exit(f"usage: python -m {prog} --params params.yaml")
+        refuse(f"usage: python -m {prog} --params params.yaml")
     try:
         cfg = load_params(argv[1])
     except ConfigError as err:
-        sys.exit(f"error: {err}")
+        refuse(err)
     run(cfg)
+
+
+def _remove_if_empty(run_dir: str) -> None:
+    """A refused run leaves no folder: Hydra made it (with only its .hydra/ record) before the check."""
+    folder = Path(run_dir)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra"}:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def help_overrides(prog: str) -> list[str]:
@@ -61,9 +81,11 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         if fresh_run_dir and not any(o.startswith("run_dir=") for o in typed):
             cfg.run_dir = hydra_cfg.runtime.output_dir
         try:
+            check_added_keys(typed, cfg)
             validate(cfg)
         except ConfigError as err:
-            sys.exit(f"error: {err}")
+            _remove_if_empty(hydra_cfg.runtime.output_dir)
+            refuse(err)
         return task(cfg)
 
     sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
@@ -71,12 +93,20 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         sys.argv += help_overrides(prog)
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
+    overrides = list(sys.argv[1:])
     try:
         return app()
     except (ConfigCompositionException, OverrideParseException) as err:
         # Hydra prints these itself, unless it believes a debugger runs (any tracer, coverage
         # included): then it raises them. Either way the user gets one message, no traceback.
-        sys.exit(f"error: {err}")
+        hint = unknown_key_hint(overrides)
+        refuse(f"{err}" + (f"\n{hint}" if hint else ""))
+    except SystemExit as stop:
+        # Hydra printed why it refused the overrides and exits 1: name the closest valid key, exit 2.
+        hint = unknown_key_hint(overrides) if stop.code == 1 else None
+        if hint is None:
+            raise
+        refuse(hint)
 
 
 def stage_main(
@@ -94,5 +124,5 @@ def stage_main(
         try:
             check_group_overrides(args)
         except ConfigError as err:
-            sys.exit(f"error: {err}")
+            refuse(err)
         hydra_main(hydra_task or dvc_task, fresh_run_dir, prog)
