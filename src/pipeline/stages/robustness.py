@@ -213,11 +213,11 @@ def autoattack_results(model, x, y, r: DictConfig, device) -> dict[str, float]:
 
 def evaluate_robustness(cfg: DictConfig) -> dict:
     """The robustness stage: compute every measurement, then record them (files and the MLflow run)."""
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
-    ref = tracking.read_run_ref(cfg.run_dir)
+    ref = run_ref.read(cfg.run_dir)
     measured = compute(cfg, ref)
-    record(cfg, tracking.Run.from_ref(ref), measured)
+    record(cfg, run_ref.run_of(ref), measured)
     return measured.result
 
 
@@ -239,7 +239,7 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     from pipeline.data.mnist import load_split
     from pipeline.nn.builders import load_checkpoint
     from pipeline.nn.images import to_model_input
-    from pipeline.tracking.core import best_checkpoint
+    from pipeline.tracking.run_ref import best_checkpoint
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
@@ -326,7 +326,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
     """Write robustness.json, the curves and figures, and log the same numbers into the model's run."""
     from pipeline.common import atomic, plots
     from pipeline.common import metric_names as names
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import recording
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
@@ -357,7 +357,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
         plots.corruption_examples_png(m.corruption_examples, fig_dir / "corruptions.png"),
     ]
 
-    with tracking.recording(run):
+    with recording(run):
         run.log_metrics(mlflow_metrics(m))
         for attack in r.attacks:  # the curve as a chart in the UI: step = eps x 100
             for row in curves:
