@@ -196,7 +196,7 @@ def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | Non
     import lightning as L
 
     from pipeline.stages.train import build_trainer
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import recording, start_run
     from pipeline.training.datamodule import MNISTDataModule
     from pipeline.training.module import Classifier
 
@@ -204,8 +204,8 @@ def train_like_pipeline(cfg, run_dir: Path, callbacks=(), init_state: dict | Non
     module = Classifier.from_config(cfg)
     if init_state is not None:
         module.net.load_state_dict(init_state)
-    run_id, uri = tracking.start_run(cfg, command)  # not timed: once per run, not per epoch
-    with tracking.recording(tracking.Run(uri, run_id), reopen=False) as run:
+    run = start_run(cfg, command)  # not timed: once per run, not per epoch
+    with recording(run, reopen=False):
         trainer, _ = build_trainer(cfg, run_dir, run)
         trainer.callbacks += list(callbacks)
         trainer.fit(module, datamodule=MNISTDataModule.from_config(cfg))

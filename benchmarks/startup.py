@@ -76,13 +76,14 @@ def imports_torch(cmd: list[str], cwd: Path) -> bool:
 
 
 def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.client import client
+    from pipeline.tracking.runs import experiment_id
 
     repeats = 1 if quick else repeats
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         tmp = Path(tmp)  # the working directory of every command: Hydra and MLflow write nothing in the repo
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
-        tracking.experiment_id(tracking.client(uri), "mnist", uri)  # an existing store, as a user has one
+        experiment_id(client(uri), "mnist", uri)  # an existing store, as a user has one
         train = [PY, "-m", "pipeline.stages.train"]
         error_cmd = [*train, "data.batch_size=0"]
         runs = iter(range(10**6))

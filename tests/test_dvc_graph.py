@@ -134,7 +134,7 @@ def recorded_copy(tmp_path_factory) -> Path:
         "pipeline/nn/filters.py",
         "pipeline/common/plots.py",
         "pipeline/robustness/attacks.py",
-        "pipeline/tracking/core.py",
+        "pipeline/tracking/runs.py",
         "pipeline/claims/catalogue.py",
     ],
 )

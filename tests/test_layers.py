@@ -83,7 +83,7 @@ def test_the_layer_test_sees_function_level_imports_and_importlib_strings(tmp_pa
     # A function-level import counts like any other.
     builders = SRC / "pipeline" / "nn" / "builders.py"
     assert "pipeline.nn.models" in project_imports(builders)
-    assert layer_of("pipeline.stages.train") > layer_of("pipeline.tracking.core") > layer_of("pipeline.nn.models")
+    assert layer_of("pipeline.stages.train") > layer_of("pipeline.tracking.runs") > layer_of("pipeline.nn.models")
 
 
 def test_package_inits_hold_only_their_docstring():

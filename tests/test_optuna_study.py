@@ -174,12 +174,13 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
 
 @pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path, mnist_root):
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.client import client
+    from pipeline.tracking.runs import experiment_id
 
     storage, uri = f"sqlite:///{tmp_path}/study.db", f"sqlite:///{tmp_path}/mlflow.db"
     # The store exists before the workers start, as a team's store does (MLflow cannot create
     # one SQLite store from two processes at the same moment).
-    tracking.experiment_id(tracking.client(uri), "mnist", uri)
+    experiment_id(client(uri), "mnist", uri)
     workers = [
         start(sweep_args(tmp_path, storage, uri, mnist_root, 6, f"worker{i}"), tmp_path, tmp_path / f"worker{i}.log")
         for i in (1, 2)

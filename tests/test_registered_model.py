@@ -16,8 +16,9 @@ def registered(tmp_path_factory, mnist_root):
     from pipeline.config.settings import compose
     from pipeline.data.mnist import load_split
     from pipeline.nn.builders import build_model
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.client import client
     from pipeline.tracking.registry import update_champion
+    from pipeline.tracking.runs import Run, experiment_id
 
     tmp = tmp_path_factory.mktemp("registered")
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -37,15 +38,15 @@ def registered(tmp_path_factory, mnist_root):
     xt, yt = test_images[:N_TEST].float().unsqueeze(1) / 255, test_labels[:N_TEST]
     with torch.no_grad():
         logits = model(xt)
-    c = tracking.client(uri)
-    run_id = c.create_run(tracking.experiment_id(c, "mnist", uri)).info.run_id
-    version = tracking.log_model(uri, run_id, model, model_cfg, "mnist-mlp")
+    c = client(uri)
+    run = Run(uri, c.create_run(experiment_id(c, "mnist", uri)).info.run_id)
+    version = run.log_model(model, model_cfg, "mnist-mlp")
     xv, yv = images[N_TRAIN : N_TRAIN + N_TEST].float().unsqueeze(1) / 255, labels[N_TRAIN : N_TRAIN + N_TEST]
     with torch.no_grad():
         val_acc = float((model(xv).argmax(1) == yv).float().mean())
-    tracking.log_metrics(uri, run_id, {"val/best_acc": val_acc})  # what the champion is chosen by
+    run.log_metrics({"val/best_acc": val_acc})  # what the champion is chosen by
     assert update_champion(uri, "mnist-mlp") is not None
-    return uri, run_id, version, xt, yt, logits
+    return uri, run.run_id, version, xt, yt, logits
 
 
 @pytest.mark.slow
@@ -66,10 +67,10 @@ def test_champion_loads_as_an_ordinary_module_with_the_same_outputs(registered):
 def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp_path):
     from importlib.metadata import version
 
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.models import download_model
 
     uri, run_id, _, _, _, _ = registered
-    folder = tracking.download_model(uri, f"runs:/{run_id}/model", tmp_path)
+    folder = download_model(uri, f"runs:/{run_id}/model", tmp_path)
     names = {p.name for p in folder.rglob("*") if p.is_file()}
     assert {"MLmodel", "weights.pt", "model.json", "requirements.txt"} <= names
     assert not [n for n in names if n.endswith((".pkl", ".pickle", ".cloudpickle"))]
@@ -77,41 +78,13 @@ def test_logged_folder_holds_no_pickle_and_explicit_requirements(registered, tmp
     assert f"torch=={version('torch')}" in requirements and f"mlflow=={version('mlflow')}" in requirements
 
 
-def test_logging_a_model_does_not_scan_every_installed_package(registered, monkeypatch):
-    """Requirements are pinned to the installed versions, so MLflow's mismatch check (which first maps
-    every installed package to its modules, 0.75 s) is skipped; the check itself is left in place."""
-    from mlflow.utils import requirements_utils
-    from omegaconf import OmegaConf
-
-    from pipeline.config.settings import compose
-    from pipeline.nn.builders import build_model
-    from pipeline.tracking import core as tracking
-
-    scans = []
-    real = requirements_utils.importlib_metadata.packages_distributions
-    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
-    monkeypatch.setattr(
-        requirements_utils.importlib_metadata, "packages_distributions", lambda: scans.append(1) or real()
-    )
-    check = requirements_utils._check_requirement_satisfied
-    uri = registered[0]
-    model_cfg = OmegaConf.to_container(compose().model, resolve=True)
-    c = tracking.client(uri)
-    run_id = c.create_run(tracking.experiment_id(c, "mnist", uri)).info.run_id
-    tracking.log_model(uri, run_id, build_model(model_cfg), model_cfg, None)
-    assert scans == []
-    assert requirements_utils._check_requirement_satisfied is check  # restored after the call
-    assert requirements_utils._check_requirement_satisfied("torch==0.0.1") is not None
-    assert scans == [1]  # the spy does see a real check
-
-
 def test_mlflow_pyfunc_serves_the_same_logits(registered):
     import mlflow.pyfunc
 
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.models import fluent_store
 
     uri, _, _, xt, _, logits = registered
-    with tracking.fluent_store(uri):  # as a user would set it, without leaving it set for other tests
+    with fluent_store(uri):  # as a user would set it, without leaving it set for other tests
         served = mlflow.pyfunc.load_model("models:/mnist-mlp@champion").predict(xt.numpy())
     assert torch.allclose(torch.from_numpy(served), logits, atol=1e-5)
 

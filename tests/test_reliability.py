@@ -191,7 +191,7 @@ def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
     # own RuntimeError; the run must still end KILLED, not FAILED.
     import torch
 
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import end_status
     from pipeline.training.callbacks import stop_on_ctrl_c
 
     class Trainer:
@@ -207,7 +207,7 @@ def test_ctrl_c_during_a_checkpoint_save_still_reads_as_an_interrupt(tmp_path):
         torch.save({"w": torch.zeros(1000)}, _InterruptedOnWrite(f))
     assert interrupted == [signal.SIGINT] and trainer.should_stop
     assert isinstance(caught.value.__cause__, RuntimeError)  # the writer's error, kept as the cause
-    assert tracking.end_status(caught.value) == "KILLED"
+    assert end_status(caught.value) == "KILLED"
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
 
 
@@ -225,10 +225,11 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
     # database locked so that the run stayed RUNNING. Now the write completes, then Ctrl-C acts.
     from sqlalchemy import event
 
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.client import client
+    from pipeline.tracking.runs import Run, end_status
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c = tracking.client(uri)
+    c = client(uri)
     run_id = c.create_run(c.create_experiment("ctrl-c")).info.run_id
     cut: list[str] = []
 
@@ -241,11 +242,11 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
     event.listen(engine, "after_cursor_execute", ctrl_c_mid_transaction)
     try:
         with pytest.raises(KeyboardInterrupt):
-            tracking.log_metrics(uri, run_id, {"val/acc": 0.5, "val/loss": 1.0}, step=1)
+            Run(uri, run_id).log_metrics({"val/acc": 0.5, "val/loss": 1.0}, step=1)
     finally:
         event.remove(engine, "after_cursor_execute", ctrl_c_mid_transaction)
     assert cut  # the interrupt did land inside the transaction
-    tracking.end_run(uri, run_id, tracking.end_status(KeyboardInterrupt()))
+    Run(uri, run_id).end(end_status(KeyboardInterrupt()))
     run = c.get_run(run_id)
     assert run.info.status == "KILLED"
     assert run.data.metrics == {"val/acc": 0.5, "val/loss": 1.0}  # the whole write, not half of it

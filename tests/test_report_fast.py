@@ -12,7 +12,8 @@ import pytest
 from pipeline.claims import results
 from pipeline.config.settings import compose
 from pipeline.stages import report
-from pipeline.tracking import core as tracking
+from pipeline.tracking.runs import start_run
+from pipeline.tracking.sweeps import start_sweep
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports" / "results"
 
@@ -40,14 +41,14 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
 def test_a_sweeps_runs_become_the_results_file_in_job_order(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cfg = compose([f"tracking.uri={uri}"])
-    parent = tracking.start_sweep(cfg, "claim_mlp", tags={"preset": "claim_mlp"})
+    parent = start_sweep(cfg, "claim_mlp", tags={"preset": "claim_mlp"})
     for job, acc in ((1, 0.97), (0, 0.96)):  # registered out of order: the file follows sweep.job
         job_cfg = compose([f"tracking.uri={uri}", f"seed={job}"])
-        run_id, _ = tracking.start_run(job_cfg, f"job{job}", parent_run_id=parent.run_id)
-        tracking.set_tags(uri, run_id, {"sweep.job": str(job), "hydra.overrides": f"seed={job}"})
+        run = start_run(job_cfg, f"job{job}", parent_run_id=parent.run_id)
+        run.set_tags({"sweep.job": str(job), "hydra.overrides": f"seed={job}"})
         for epoch, value in enumerate((acc - 0.02, acc)):
-            tracking.log_metrics(uri, run_id, {"val/acc": value}, step=epoch)
-        tracking.end_run(uri, run_id)
+            run.log_metrics({"val/acc": value}, step=epoch)
+        run.end()
     path = results.write(uri, parent.run_id, tmp_path / "results")
     data = json.loads(path.read_text())
     assert path.name == "claim_mlp.json" and data["preset"] == "claim_mlp"

@@ -11,15 +11,16 @@ from conftest import PROJECT
 
 
 def test_new_and_existing_experiments_open_on_training_runs(tmp_path):
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.client import client
+    from pipeline.tracking.runs import experiment_id
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c = tracking.client(uri)
+    c = client(uri)
     old = c.create_experiment("made-before-the-tag")  # as stores from earlier versions hold them
     chosen = c.create_experiment("chosen-in-the-ui", tags={"mlflow.experimentKind": "genai_development"})
-    new = tracking.experiment_id(c, "mnist", uri)
-    assert tracking.experiment_id(c, "made-before-the-tag", uri) == old
-    assert tracking.experiment_id(c, "chosen-in-the-ui", uri) == chosen
+    new = experiment_id(c, "mnist", uri)
+    assert experiment_id(c, "made-before-the-tag", uri) == old
+    assert experiment_id(c, "chosen-in-the-ui", uri) == chosen
     kinds = {e: c.get_experiment(e).tags.get("mlflow.experimentKind") for e in (new, old, chosen)}
     assert kinds == {new: "custom_model_development", old: "custom_model_development", chosen: "genai_development"}
 
@@ -50,7 +51,7 @@ def repo(tmp_path, monkeypatch):
 
 
 def test_git_dirty_ignores_what_dvc_rewrites_but_not_code(repo):
-    from pipeline.tracking.core import git_state
+    from pipeline.tracking.provenance import git_state
 
     assert git_state()["git.dirty"] == "false"
     (repo / "dvc.lock").write_text("schema: '2.0'\n")  # DVC rewrites the lock between stages

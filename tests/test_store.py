@@ -14,8 +14,9 @@ import pytest
 from conftest import run_module
 
 from pipeline.stages import store as store_command
-from pipeline.tracking import core as tracking
-from pipeline.tracking import store
+from pipeline.tracking import client as tracking_client
+from pipeline.tracking import schema, store
+from pipeline.tracking.runs import experiment_id
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +24,13 @@ def healthy_store(tmp_path_factory) -> Path:
     """A real MLflow SQLite store holding three runs with metrics."""
     db = tmp_path_factory.mktemp("store") / "mlflow.db"
     uri = f"sqlite:///{db}"
-    c = tracking.client(uri)
-    exp = tracking.experiment_id(c, "mnist", uri)
+    c = tracking_client.client(uri)
+    exp = experiment_id(c, "mnist", uri)
     for i in range(3):
         run = c.create_run(exp, run_name=f"run-{i}")
         c.log_metric(run.info.run_id, "test/acc", 0.9 + i / 100)
         c.set_terminated(run.info.run_id)
-    tracking._checked_stores.discard(uri)
+    tracking_client._checked_stores.discard(uri)
     shutil.rmtree(store.backup_dir(db), ignore_errors=True)  # each test starts without backups
     return db
 
@@ -160,24 +161,34 @@ def test_guard_backs_up_at_most_hourly_and_keeps_the_last_few(db):
 def test_schema_migration_is_preceded_by_a_backup(db):
     import sqlalchemy
     from alembic import command
-    from mlflow.store.db import utils as db_utils
 
     uri = f"sqlite:///{db}"
     head = store.schema_version(db)
     engine = sqlalchemy.create_engine(uri)
     with engine.begin() as conn:  # the store as an older MLflow left it
-        config = db_utils._get_alembic_config(uri)
+        config = schema.alembic_config()
         config.attributes["connection"] = conn
         command.downgrade(config, "-1")
     engine.dispose()
     older = store.schema_version(db)
     assert older != head
 
-    tracking.check_store(uri)
+    tracking_client.check_store(uri)
     assert store.schema_version(db) == head
     (saved,) = [b for b in store.backups(db) if "before-schema" in b.name]
     assert store.schema_version(saved) == older and runs_in(saved) == ["run-0", "run-1", "run-2"]
-    assert [r.info.run_name for r in tracking.client(uri).search_runs(["1"])]  # MLflow opens it
+    assert [r.info.run_name for r in tracking_client.client(uri).search_runs(["1"])]  # MLflow opens it
+
+
+def test_a_schema_from_a_newer_mlflow_is_refused_with_the_way_out(db):
+    uri = f"sqlite:///{db}"
+    with sqlite3.connect(db) as con:  # as a newer MLflow would leave it
+        con.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    with pytest.raises(store.StoreError) as refused:
+        tracking_client.check_store(uri)
+    assert "a newer MLflow wrote it): upgrade MLflow, or restore a backup" in refused.value.message
+    assert store.schema_version(db) == "ffffffffffff"  # left as it was
+    assert schema.head_revision() in schema.known_revisions()
 
 
 def _damaged_commands(tmp: Path) -> dict[str, tuple[str, ...]]:

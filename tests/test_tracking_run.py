@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config.settings import compose
-from pipeline.tracking import core as tracking
+from pipeline.tracking import sweeps
+from pipeline.tracking.client import client
+from pipeline.tracking.runs import Run, recording, start_run
 
 
 @pytest.fixture
@@ -14,8 +16,8 @@ def store(tmp_path):
     return uri, compose([f"tracking.uri={uri}"])
 
 
-def _status(run: tracking.Run) -> str:
-    return tracking.get_run(run.uri, run.run_id).info.status
+def _status(run: Run) -> str:
+    return run.get().info.status
 
 
 @pytest.mark.parametrize(
@@ -24,11 +26,11 @@ def _status(run: tracking.Run) -> str:
 )
 def test_recording_closes_the_run_with_its_true_status(store, raised, status):
     uri, cfg = store
-    run_id, _ = tracking.start_run(cfg, "test")
-    run = tracking.Run(uri, run_id)
+    run = start_run(cfg, "test")
+    assert run.uri == uri
     run.end()  # as training leaves it
     try:
-        with tracking.recording(run):
+        with recording(run):
             assert _status(run) == "RUNNING"  # reopened for this stage's writes
             run.log_metrics({"test/acc": 0.5})
             if raised is not None:
@@ -36,36 +38,37 @@ def test_recording_closes_the_run_with_its_true_status(store, raised, status):
     except BaseException as err:
         assert err is raised
     assert _status(run) == status
-    assert tracking.get_run(uri, run.run_id).data.metrics["test/acc"] == 0.5
+    assert run.get().data.metrics["test/acc"] == 0.5
 
 
 def test_a_sweep_job_names_its_parent_explicitly(store, monkeypatch):
-    uri, cfg = store
-    parent = tracking.start_sweep(cfg, "sweep-test", tags={"sweep": "parent"})
-    monkeypatch.setattr(tracking.os, "environ", dict(tracking.os.environ))  # leave the real one alone
-    tracking.announce_sweep_parent(parent.run_id)
-    assert tracking.sweep_parent_id() == parent.run_id
-    child_id, _ = tracking.start_run(cfg, "job", parent_run_id=tracking.sweep_parent_id())
-    alone_id, _ = tracking.start_run(cfg, "not a job")
-    assert [r.info.run_id for r in tracking.child_runs(uri, parent.run_id)] == [child_id]
-    tracking.announce_sweep_parent(None)
-    assert tracking.sweep_parent_id() is None and alone_id != child_id
+    _, cfg = store
+    parent = sweeps.start_sweep(cfg, "sweep-test", tags={"sweep": "parent"})
+    monkeypatch.setattr(sweeps.os, "environ", dict(sweeps.os.environ))  # leave the real one alone
+    sweeps.announce_sweep_parent(parent.run_id)
+    assert sweeps.sweep_parent_id() == parent.run_id
+    child = start_run(cfg, "job", parent_run_id=sweeps.sweep_parent_id())
+    alone = start_run(cfg, "not a job")
+    assert [r.info.run_id for r in sweeps.child_runs(parent)] == [child.run_id]
+    sweeps.announce_sweep_parent(None)
+    assert sweeps.sweep_parent_id() is None and alone.run_id != child.run_id
 
 
 def test_one_client_per_store(store, tmp_path):
     uri, _ = store
-    assert tracking.client(uri) is tracking.client(uri)
-    assert tracking.client(uri) is not tracking.client(f"sqlite:///{tmp_path}/other.db")
+    assert client(uri) is client(uri)
+    assert client(uri) is not client(f"sqlite:///{tmp_path}/other.db")
 
 
 _LOG_SAME_DATASET = """
 import sys, time
-from pipeline.tracking import core as tracking
+from pipeline.tracking.client import client
+from pipeline.tracking.runs import Run
 uri, experiment, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
-run = tracking.client(uri).create_run(experiment)
+run = Run(uri, client(uri).create_run(experiment).info.run_id)
 while time.time() < start:  # every job logs at the same instant, as a sweep's first epoch does
     pass
-tracking.log_dataset(uri, run.info.run_id, "mnist", "0123abcd", {"path": "data"}, {"num_rows": 1})
+run.log_dataset("mnist", "0123abcd", {"path": "data"}, {"num_rows": 1})
 """
 
 
@@ -78,7 +81,7 @@ def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
     import time
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    experiment = tracking.client(uri).create_experiment("race")
+    experiment = client(uri).create_experiment("race")
     start = str(time.time() + 8)  # after every process has imported and created its run
     jobs = [
         subprocess.Popen([sys.executable, "-c", _LOG_SAME_DATASET, uri, experiment, start], stderr=subprocess.PIPE)
@@ -86,7 +89,7 @@ def test_jobs_that_log_the_same_dataset_at_once_all_record_it(tmp_path):
     ]
     errors = [p.communicate(timeout=120)[1].decode() for p in jobs]
     assert all(p.returncode == 0 for p in jobs), [e[-300:] for e in errors if e]
-    runs = tracking.client(uri).search_runs([experiment])
+    runs = client(uri).search_runs([experiment])
     assert len(runs) == 6 and all([d.dataset.name for d in r.inputs.dataset_inputs] == ["mnist"] for r in runs)
 
 
@@ -102,9 +105,9 @@ def test_logging_a_model_leaves_no_store_behind_in_the_process(store, tmp_path, 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     uri, cfg = store
-    run_id, _ = tracking.start_run(cfg, "test")
+    run = start_run(cfg, "test")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    assert tracking.log_model(uri, run_id, model, {"name": "linear"}, "mnist-leak") == "1"
+    assert run.log_model(model, {"name": "linear"}, "mnist-leak") == "1"
     assert [m.name for m in MlflowClient(uri, registry_uri=uri).search_registered_models()] == ["mnist-leak"]
     other = f"sqlite:///{tmp_path}/other.db"
     assert MlflowClient(other).search_registered_models() == []

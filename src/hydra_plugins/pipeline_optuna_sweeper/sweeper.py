@@ -202,54 +202,59 @@ class OptunaStudySweeper(Sweeper):
         self.sweep_dir = Path(config.hydra.sweep.dir)
 
     # -- MLflow ---------------------------------------------------------------------------------
-    def _tracking(self):
-        from pipeline.tracking import core as tracking
+    def _run(self, run_id: str):
+        """A run of this sweep's store."""
+        from pipeline.tracking.client import resolve_uri
+        from pipeline.tracking.runs import Run
 
-        return tracking, tracking.resolve_uri(self.config.tracking.uri)
+        return Run(resolve_uri(self.config.tracking.uri), run_id)
 
     def _join_parent_run(self, study, created: bool) -> str | None:
         """The study's parent run: this sweep's own when it created the study, else the creator's."""
-        tracking, uri = self._tracking()
-        own = tracking.sweep_parent_id()
+        from pipeline.tracking import sweeps
+
+        own = sweeps.sweep_parent_id()
         if created and own:
             study.set_user_attr(PARENT_ATTR, own)
-            tracking.set_tags(uri, own, {"optuna.study": study.study_name, "optuna.storage": str(self.conf.storage)})
+            self._run(own).set_tags({"optuna.study": study.study_name, "optuna.storage": str(self.conf.storage)})
             return own
         deadline = time.monotonic() + 120
         while PARENT_ATTR not in study.user_attrs and time.monotonic() < deadline:
             time.sleep(1)  # the creating worker is recording it
         parent = study.user_attrs.get(PARENT_ATTR)
         if parent and own and parent != own:
-            tracking.end_run(uri, own)
-            tracking.delete_run(uri, own)  # this sweep's empty parent: its trials go to the study's
-            tracking.announce_sweep_parent(parent)
-            tracking.reopen_run(uri, parent)
+            self._run(own).end()
+            self._run(own).delete()  # this sweep's empty parent: its trials go to the study's
+            sweeps.announce_sweep_parent(parent)
+            self._run(parent).open()
             print(f"[optuna] study '{study.study_name}' continues; trials join MLflow parent run {parent}", flush=True)
         return parent
 
     def _record_trial(self, trial_number: int, ret) -> str | None:
         """Tag the trial's MLflow child run; returns its run id."""
-        tracking, uri = self._tracking()
+        from pipeline.tracking import run_ref
+
         try:
             run_dir = Path(ret.cfg.run_dir) if ret.cfg is not None else None
-            ref = tracking.read_run_ref(run_dir)
+            ref = run_ref.read(run_dir)
         except (FileNotFoundError, ValueError, TypeError, AttributeError):
             return None
-        tracking.set_tags(uri, ref["run_id"], {"optuna.trial": str(trial_number)})
+        self._run(ref["run_id"]).set_tags({"optuna.trial": str(trial_number)})
         return ref["run_id"]
 
     def _end_stale_runs(self, stale) -> None:
         """Trials of a killed worker: their MLflow runs end KILLED, not RUNNING forever."""
-        tracking, uri = self._tracking()
+        from pipeline.tracking import run_ref
+
         for trial in stale:
             out = trial.user_attrs.get(OUTPUT_ATTR)
             if out is None:  # killed before its job started: no MLflow run yet
                 continue
             with contextlib.suppress(FileNotFoundError, ValueError):
-                ref = tracking.read_run_ref(out)
-                tracking.end_run_if_running(uri, ref["run_id"], "KILLED")
+                run = self._run(run_ref.read(out)["run_id"])
+                run.end_if_running("KILLED")
                 # The sweep's failure count skips it: the trial runs again under a new number.
-                tracking.set_tags(uri, ref["run_id"], {"optuna.trial": str(trial.number), RETRIED_TAG: "true"})
+                run.set_tags({"optuna.trial": str(trial.number), RETRIED_TAG: "true"})
 
     def _log_best(self, study, parent: str | None) -> None:
         from optuna.trial import TrialState
@@ -267,11 +272,9 @@ class OptunaStudySweeper(Sweeper):
         (self.sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(results, sort_keys=False))
         print(f"[optuna] best trial {best.number}: value {best.value:.4f}, params {dict(best.params)}", flush=True)
         if parent:
-            tracking, uri = self._tracking()
-            tracking.log_metrics(uri, parent, {"best/value": best.value, "best/trial": best.number})
-            tracking.set_tags(
-                uri,
-                parent,
+            run = self._run(parent)
+            run.log_metrics({"best/value": best.value, "best/trial": best.number})
+            run.set_tags(
                 {
                     "best.trial": str(best.number),
                     **{f"best.params.{k}": str(v) for k, v in best.params.items()},

@@ -41,16 +41,17 @@ FIGURE_PRESETS = ("claim_mlp", "claim_cnn")
 
 def collect(uri: str, parent_run_id: str) -> dict:
     """The parent run and its children (in job order) as plain data."""
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import Run
+    from pipeline.tracking.sweeps import child_runs
 
-    parent = tracking.get_run(uri, parent_run_id)
-    children = tracking.child_runs(uri, parent_run_id)
+    parent = Run(uri, parent_run_id).get()
+    children = child_runs(Run(uri, parent_run_id))
     children.sort(key=lambda r: int(r.data.tags.get("sweep.job", 0)))
     jobs = []
     for run in children:
         history = {}
         for key in HISTORY:
-            values = tracking.metric_history(uri, run.info.run_id, key)
+            values = Run(uri, run.info.run_id).metric_history(key)
             if values:
                 history[key] = values
         jobs.append(
@@ -77,7 +78,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
 def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     """reports/results/<preset>.json (and its figures), written atomically."""
     from pipeline.common import atomic
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import Run
 
     data = collect(uri, parent_run_id)
     out_dir = Path(results_dir)
@@ -89,7 +90,7 @@ def write(uri: str, parent_run_id: str, results_dir: str | Path) -> Path:
     ):  # from the first job that has them (a single linear layer has none)
         for job in data["jobs"]:
             try:
-                local = tracking.download_artifact(uri, job["run_id"], artifact)
+                local = Run(uri, job["run_id"]).download_artifact(artifact)
             except Exception:
                 continue
             name = f"{data['preset']}_{Path(artifact).name}"

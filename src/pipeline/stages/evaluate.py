@@ -32,11 +32,11 @@ def predict_logits(model, images, batch_size: int):
 
 def evaluate(cfg: DictConfig) -> dict:
     """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
-    ref = tracking.read_run_ref(cfg.run_dir)
+    ref = run_ref.read(cfg.run_dir)
     evaluation = compute(cfg, ref)
-    record(cfg, tracking.Run.from_ref(ref), evaluation)
+    record(cfg, run_ref.run_of(ref), evaluation)
     return evaluation.result
 
 
@@ -60,10 +60,10 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     from pipeline.nn import calibration, collapse, metrics
     from pipeline.nn.builders import load_checkpoint
     from pipeline.nn.models import count_parameters
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.run_ref import best_checkpoint
 
     run_dir = Path(cfg.run_dir)
-    checkpoint = tracking.best_checkpoint(run_dir, ref)
+    checkpoint = best_checkpoint(run_dir, ref)
     model = load_checkpoint(checkpoint)
     images, labels = load_split(cfg.data.root, "test")
     print(f"[evaluate] {checkpoint} on {len(labels)} test images ...", flush=True)
@@ -114,7 +114,7 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
     from pipeline.common import atomic, plots
     from pipeline.nn import filters
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import recording
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
@@ -133,7 +133,7 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     ]
     figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
 
-    with tracking.recording(run):
+    with recording(run):
         run.log_metrics(mlflow_metrics(result))
         run.log_artifact(metrics_path, "evaluation")
         for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:

@@ -217,7 +217,7 @@ def load_model(model_uri: str | None, checkpoint: Path | None, tracking_uri: str
                 f"{checkpoint} is not a training checkpoint of this pipeline "
                 f"(loaded with weights_only=True): {type(err).__name__}: {str(err)[:200]}"
             ) from err
-    from pipeline.tracking.core import check_store, resolve_uri
+    from pipeline.tracking.client import check_store, resolve_uri
     from pipeline.tracking.registry import load_model as load_registered
 
     uri = resolve_uri(tracking_uri)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.tracking import core as tracking
+from pipeline.tracking import registry
+from pipeline.tracking.client import resolve_uri
 from pipeline.tracking.registry import ALIAS, METRIC, update_champion, version_scores
 
 
@@ -25,8 +26,8 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
 
-    uri = tracking.resolve_uri(args.tracking_uri)
-    names = [args.model] if args.model else tracking.registered_model_names(uri)
+    uri = resolve_uri(args.tracking_uri)
+    names = [args.model] if args.model else registry.registered_model_names(uri)
     if not names:
         print(f"no registered models in {uri}")
         return 0
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
                     else f"no version with {METRIC}; alias unchanged"
                 )
             )
-        aliases = tracking.model_aliases(uri, name)
+        aliases = registry.model_aliases(uri, name)
         if aliases is None:
             print(f"error: no registered model {name!r} in {uri}", file=sys.stderr)
             return 2
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
             by_version.setdefault(v, []).append(a)
         print(name)
         scored = {v: acc for v, _, acc in version_scores(uri, name)}
-        for version, run_id in tracking.model_versions(uri, name):
+        for version, run_id in registry.model_versions(uri, name):
             acc = f"{scored[version]:.4f}" if version in scored else "-"
             tags = ", ".join(sorted(by_version.get(version, [])))
             print(f"  version {version:>3}  {METRIC}={acc:<7} run {run_id}  {('@' + tags) if tags else ''}")

@@ -42,9 +42,9 @@ def _write_json(path: Path, data: dict) -> Path:
 def _load(run_dir: Path, data_root: str, n: int, start: int = 0):
     from pipeline.data.mnist import load_split
     from pipeline.nn.builders import load_checkpoint
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
-    ref = tracking.read_run_ref(run_dir)
+    ref = run_ref.read(run_dir)
     model = load_checkpoint(ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt")
     images, labels = load_split(data_root, "test")
     # The first n test images (the AutoAttack papers' convention, the same for every model),
@@ -137,9 +137,9 @@ def checks_of(parts: dict) -> dict:
 
 
 def record(run_dir: Path, preset: str, results_dir: Path) -> dict:
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
-    ref = tracking.read_run_ref(run_dir)
+    ref = run_ref.read(run_dir)
     result = {"preset": preset, "run_id": ref["run_id"], "train_seconds": ref.get("train_seconds"), **gather(run_dir)}
     blob = __import__("torch").load(
         ref.get("best_checkpoint") or run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
@@ -160,8 +160,9 @@ def record(run_dir: Path, preset: str, results_dir: Path) -> dict:
             flat.update({f"remedy/{key}_{k}": float(v) for k, v in checks.items() if isinstance(v, (bool, int, float))})
     out = _write_json(run_dir / "remedy.json", result)
     _write_json(results_dir / "remedy.json", result)
-    tracking.log_metrics(ref["tracking_uri"], ref["run_id"], flat)
-    tracking.log_artifact(ref["tracking_uri"], ref["run_id"], out, "robustness")
+    run = run_ref.run_of(ref)
+    run.log_metrics(flat)
+    run.log_artifact(out, "robustness")
     return result
 
 

@@ -50,9 +50,9 @@ def build(cfg: DictConfig) -> dict[str, Path]:
 
 
 def _log_to_mlflow(cfg: DictConfig, out_dir: Path) -> str:
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import recording, start_report_run
 
-    with tracking.recording(tracking.start_report_run(cfg), reopen=False) as run:
+    with recording(start_report_run(cfg), reopen=False) as run:
         run.log_artifacts(out_dir, "report")
     return run.run_id
 

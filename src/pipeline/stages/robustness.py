@@ -65,11 +65,11 @@ def _find_fashion(r: DictConfig):
 
 def evaluate_robustness(cfg: DictConfig) -> dict:
     """The robustness stage: compute every measurement, then record them (files and the MLflow run)."""
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
-    ref = tracking.read_run_ref(cfg.run_dir)
+    ref = run_ref.read(cfg.run_dir)
     measured = compute(cfg, ref)
-    record(cfg, tracking.Run.from_ref(ref), measured)
+    record(cfg, run_ref.run_of(ref), measured)
     return measured.to_json()
 
 
@@ -80,7 +80,7 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     from pipeline.nn.builders import load_checkpoint
     from pipeline.nn.images import to_model_input
     from pipeline.robustness import measures
-    from pipeline.tracking.core import best_checkpoint
+    from pipeline.tracking.run_ref import best_checkpoint
 
     r = cfg.robustness
     run_dir = Path(cfg.run_dir)
@@ -149,7 +149,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
     from pipeline.common import atomic, plots
     from pipeline.robustness.measures import log
     from pipeline.robustness.summary import curve_rows
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking.runs import recording
 
     run_dir = Path(cfg.run_dir)
     result, severity = m.to_json(), m.severity
@@ -180,7 +180,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
         plots.corruption_examples_png(m.corruption_examples, fig_dir / "corruptions.png"),
     ]
 
-    with tracking.recording(run):
+    with recording(run):
         run.log_metrics(m.mlflow_metrics())
         for name, value, step in m.curve_metrics():  # the curve as a chart in the UI: step = eps x 100
             run.log_metrics({name: value}, step=step)

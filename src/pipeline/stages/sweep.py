@@ -5,7 +5,7 @@ failures is also collected into reports/results/<preset>.json for the report.
 
 The parent run is created before any job starts (which also creates the store
 and the experiment once, so parallel jobs never race to initialise them); each
-job's run names it as parent (tracking.announce_sweep_parent / sweep_parent_id).
+job's run names it as parent (pipeline.tracking.sweeps).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ RETRIED_TAG = "sweep.retried"
 
 class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from pipeline.tracking import core as tracking
+        from pipeline.tracking import sweeps
 
         overrides = " ".join(config.hydra.overrides.task)
         preset = config.hydra.runtime.choices.get("experiment")
         name = f"sweep-{preset or config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.run = tracking.start_sweep(
+        self.run = sweeps.start_sweep(
             config,
             name,
             tags={
@@ -38,19 +38,20 @@ class SweepTracking(Callback):
                 "sweep.dir": str(config.hydra.sweep.dir),
             },
         )
-        tracking.announce_sweep_parent(self.run.run_id)
+        sweeps.announce_sweep_parent(self.run.run_id)
         print(f"[sweep] MLflow parent run {self.run.run_id} ({name}) in {self.run.uri}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pipeline.tracking import core as tracking
+        from pipeline.tracking import sweeps
+        from pipeline.tracking.runs import Run
 
         run = getattr(self, "run", None)
         if run is None:
             return
         # A sweeper that joins a shared study (hydra/sweeper=optuna_study) moves the jobs to the
         # study's parent run: end and collect that one.
-        run = tracking.Run(run.uri, tracking.sweep_parent_id() or run.run_id)
-        children = tracking.child_runs(run.uri, run.run_id)
+        run = Run(run.uri, sweeps.sweep_parent_id() or run.run_id)
+        children = sweeps.child_runs(run)
         failed = [c for c in children if c.info.status != "FINISHED" and c.data.tags.get(RETRIED_TAG) != "true"]
         run.log_metrics({"sweep/jobs": len(children), "sweep/failed": len(failed)})
         run.end("FAILED" if failed else "FINISHED")
@@ -68,4 +69,4 @@ class SweepTracking(Callback):
                     f"MLflow under parent run {run.run_id}",
                     flush=True,
                 )
-        tracking.announce_sweep_parent(None)
+        sweeps.announce_sweep_parent(None)

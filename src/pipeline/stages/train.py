@@ -119,7 +119,6 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
 
         from pipeline.common import atomic
         from pipeline.nn.models import count_parameters
-        from pipeline.tracking import core as tracking
         from pipeline.training.callbacks import stop_on_ctrl_c
         from pipeline.training.datamodule import MNISTDataModule
         from pipeline.training.module import Classifier
@@ -159,11 +158,13 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint)
     except BaseException as err:
         # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        from pipeline.tracking.runs import end_status
+
         full = atomic.full_disk_error(err)
         if run is not None:
             if full:
-                tracking.log_failure(run.uri, run.run_id, atomic.full_disk_message(full, run_dir))
-            run.end(tracking.end_status(err))
+                run.log_failure(atomic.full_disk_message(full, run_dir))
+            run.end(end_status(err))
         if full:  # not a bug: one line that says where, and that the next run resumes
             print(
                 f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
@@ -190,37 +191,34 @@ def _open_run(
 ):
     """The MLflow run this training writes into, announced in run.json (state: training)."""
     from pipeline.data.mnist import dataset_record
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref, sweeps
+    from pipeline.tracking.runs import start_run
 
     if resume:
         # An interrupted run with the same settings: continue it, in the same MLflow run.
-        run = tracking.Run.from_ref(resume)
+        run = run_ref.run_of(resume)
         run.open()
         print(f"[train] resuming MLflow run {run.run_id} from {run_dir / 'checkpoints' / 'last.ckpt'}", flush=True)
     else:
         clear_stale_outputs(run_dir)
-        run_id, uri = tracking.start_run(cfg, command, overrides, parent_run_id=tracking.sweep_parent_id())
-        run = tracking.Run(uri, run_id)
+        run = start_run(cfg, command, overrides, parent_run_id=sweeps.sweep_parent_id())
         run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
         run.log_dataset(**dataset_record(cfg.data))
-    tracking.write_run_ref(
-        run_dir, run.run_id, run.uri, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training"
-    )
+    run_ref.write(run_dir, run, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training")
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
     return run
 
 
 def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: float, fingerprint: str) -> dict:
     """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends."""
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import run_ref
 
     best = checkpoint.best_model_path or checkpoint.last_model_path
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     run.log_metrics({"val/best_acc": best_val, "time/train_s": train_seconds})
-    tracking.write_run_ref(
+    run_ref.write(
         run_dir,
-        run.run_id,
-        run.uri,
+        run,
         experiment=cfg.tracking.experiment,
         config_hash=fingerprint,
         state="completed",
@@ -245,7 +243,7 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
 
 
 def registers_model(cfg: DictConfig) -> bool:
-    """tracking.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
+    """Run.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
     (a preset sweep would otherwise leave dozens of versions in the registry)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode

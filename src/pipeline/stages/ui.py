@@ -5,7 +5,7 @@
     python -m pipeline.stages.ui --tracking-uri sqlite:////path/to/mlflow.db
     python -m pipeline.stages.ui --host 0.0.0.0 --basic-auth   # other machines, with log-in (see README)
 
-The store is the pipeline's own (`pipeline.tracking.core.resolve_uri`): `--tracking-uri`,
+The store is the pipeline's own (`pipeline.tracking.client.resolve_uri`): `--tracking-uri`,
 else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db, with artifacts read from
 <cwd>/mlartifacts. The server binds 127.0.0.1 unless `--host` says otherwise, so
 nothing on the network can reach it by default. When the store already is a
@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def server_command(uri: str, host: str, port: int, workers: int = 2, basic_auth: bool = False) -> list[str]:
     """The `mlflow server` command line that serves `uri` (a database store) on host:port."""
-    from pipeline.tracking.core import artifact_location
+    from pipeline.tracking.client import artifact_location
 
     cmd = [
         sys.executable,
@@ -118,7 +118,7 @@ def training_runs_link(base: str, uri: str, experiment: str = "mnist") -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from pipeline.tracking.core import resolve_uri
+    from pipeline.tracking.client import resolve_uri
 
     uri = resolve_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://", "databricks")):
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
             return 2
-    from pipeline.tracking.core import check_store
+    from pipeline.tracking.client import check_store
 
     check_store(uri)  # a damaged store stops here, with the commands that recover it
     cmd = server_command(uri, args.host, args.port, args.workers, args.basic_auth)

@@ -1,6 +1,6 @@
-"""The model registry: which registered version is the champion.
+"""The model registry: what it holds (plain values in and out) and which registered version is the champion.
 
-Every single training run registers its model as `mnist-<model>` (see tracking.log_model;
+Every single training run registers its model as `mnist-<model>` (see Run.log_model;
 sweep jobs only with tracking.register_sweep_jobs=true).
 After each evaluation, `update_champion` gives the alias `champion` to the
 version whose run has the best validation accuracy (`val/best_acc`, logged by
@@ -27,6 +27,8 @@ from __future__ import annotations
 import sys
 
 from pipeline.common.metric_names import VAL_BEST_ACC
+from pipeline.tracking.client import client, resolve_uri
+from pipeline.tracking.interrupts import ctrl_c_after_write
 
 ALIAS = "champion"
 METRIC = VAL_BEST_ACC  # validation chooses; the test split only reports
@@ -41,27 +43,66 @@ def load_model(model_uri: str, tracking_uri: str | None = None):
     import yaml
 
     from pipeline.nn import packaged as packaged_model
-    from pipeline.tracking import core as tracking
+    from pipeline.tracking import models
 
-    uri = tracking.resolve_uri(tracking_uri)
+    uri = resolve_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-        folder = tracking.download_model(uri, model_uri, tmp)
+        folder = models.download_model(uri, model_uri, tmp)
         flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
         pyfunc = flavors.get("python_function", {})
         if pyfunc.get("loader_module") in packaged_model.LOADER_MODULES:
             return packaged_model.load(folder / pyfunc["data"])
-    if "pytorch" in flavors:
-        return tracking.load_exported_model(uri, model_uri)
+        if "pytorch" in flavors:
+            return models.load_exported_model(folder)
     raise ValueError(f"{model_uri} is not a model this pipeline logged (flavors: {', '.join(flavors) or 'none'}).")
+
+
+# -- what the registry holds ----------------------------------------------------------------------
+
+
+def registered_model_names(uri: str) -> list[str]:
+    return sorted(m.name for m in client(uri).search_registered_models())
+
+
+def model_aliases(uri: str, name: str) -> dict[str, int] | None:
+    """alias -> version of a registered model; None when no model of that name is registered."""
+    try:
+        model = client(uri).get_registered_model(name)
+    except Exception:  # RESOURCE_DOES_NOT_EXIST (or a store that cannot answer)
+        return None
+    return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+
+def model_versions(uri: str, name: str) -> list[tuple[int, str | None]]:
+    """(version, run id) of every version of a registered model, oldest first."""
+    found = client(uri).search_model_versions(f"name = '{name}'")
+    return sorted((int(mv.version), mv.run_id or None) for mv in found)
+
+
+def active_run_metric(uri: str, run_id: str, metric: str) -> float | None:
+    """A run's latest value of `metric`; None when the run was deleted or never logged it."""
+    try:
+        run = client(uri).get_run(run_id)
+    except Exception:  # the run was deleted for good
+        return None
+    if run.info.lifecycle_stage != "active" or metric not in run.data.metrics:
+        return None
+    return float(run.data.metrics[metric])
+
+
+@ctrl_c_after_write()
+def set_model_alias(uri: str, name: str, alias: str, version: int) -> None:
+    client(uri).set_registered_model_alias(name, alias, str(version))
+
+
+# -- the champion -----------------------------------------------------------------------------------
 
 
 def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tuple[int, str, float]]:
     """(version, run_id, metric) for every version of `model_name` whose run carries the metric."""
-    from pipeline.tracking import core as tracking
-
     scores: list[tuple[int, str, float]] = []
-    for version, run_id in tracking.model_versions(uri, model_name):
-        value = tracking.active_run_metric(uri, run_id, metric) if run_id else None
+    for version, run_id in model_versions(uri, model_name):
+        value = active_run_metric(uri, run_id, metric) if run_id else None
         if run_id and value is not None:
             scores.append((version, run_id, value))
     return scores
@@ -72,9 +113,7 @@ def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str =
 
     Returns None when the model is not registered or no version has the metric.
     """
-    from pipeline.tracking import core as tracking
-
-    aliases = tracking.model_aliases(uri, model_name)
+    aliases = model_aliases(uri, model_name)
     if aliases is None:
         return None
     scores = version_scores(uri, model_name, metric)
@@ -82,7 +121,7 @@ def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str =
         return None
     version, _, value = max(scores, key=lambda s: (s[2], -s[0]))
     if aliases.get(alias) != version:
-        tracking.set_model_alias(uri, model_name, alias, version)
+        set_model_alias(uri, model_name, alias, version)
     return version, value
 
 

@@ -4,7 +4,7 @@
     python -m pipeline.stages.store backup           # an online backup into mlflow.db.backups/
     python -m pipeline.stages.store restore [FILE]   # the newest healthy backup (or FILE) replaces the store
 
-Only sqlite3 here (no MLflow): `tracking.check_store` calls `guard` once per
+Only sqlite3 here (no MLflow): `client.check_store` calls `guard` once per
 process before any MLflow call touches the store. The guard costs a file stat
 and a 100-byte header read when nothing is due, so every command can afford it:
 
@@ -13,7 +13,7 @@ and a 100-byte header read when nothing is due, so every command can afford it:
   the problem and the commands that recover it (exit status 2, no traceback);
 * at most once an hour it runs `PRAGMA quick_check` and, if the store is
   healthy, takes a backup with SQLite's online backup API (the last KEEP kept);
-* before MLflow's schema migration runs, a backup is taken (see tracking.py).
+* before MLflow's schema migration runs, a backup is taken (see schema.py).
 """
 
 from __future__ import annotations

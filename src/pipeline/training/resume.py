@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import Any, cast
@@ -23,12 +22,10 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 def resumable(run_dir: Path, fingerprint: str) -> dict | None:
     """The run.json of an unfinished run with the same settings and a last checkpoint, if any."""
-    ref_path, last = run_dir / "run.json", run_dir / "checkpoints" / "last.ckpt"
-    if not (ref_path.is_file() and last.is_file()):
-        return None
-    try:
-        ref = json.loads(ref_path.read_text())
-    except ValueError:
+    from pipeline.tracking import run_ref
+
+    ref = run_ref.find(run_dir)
+    if ref is None or not (run_dir / "checkpoints" / "last.ckpt").is_file():
         return None
     return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
 

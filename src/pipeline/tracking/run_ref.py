@@ -1,0 +1,62 @@
+"""The run.json protocol: the file in a run folder that ties DVC's outputs to their MLflow run.
+
+Training writes it (state "training", then "completed" with the best checkpoint); every later
+stage reads it to find the model and the run to write into. This is the only code that reads
+or writes run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.tracking.client import check_store
+from pipeline.tracking.runs import Run
+
+RUN_REF = "run.json"
+
+
+def write(run_dir: str | Path, run: Run, **extra: Any) -> Path:
+    """Name `run` (and `extra` facts about it) in `<run_dir>/run.json`, atomically."""
+    path = Path(run_dir) / RUN_REF
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_id": run.run_id, "tracking_uri": run.uri, **extra}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read(run_dir: str | Path) -> dict[str, Any]:
+    """The content of `<run_dir>/run.json`; its store is checked now, before a stage computes for minutes."""
+    path = Path(run_dir) / RUN_REF
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: train a model first (`dvc repro train` or "
+            f"`python -m pipeline.stages.train run_dir={run_dir}`)."
+        )
+    ref: dict[str, Any] = json.loads(path.read_text())
+    check_store(ref.get("tracking_uri", ""))
+    return ref
+
+
+def find(run_dir: str | Path) -> dict[str, Any] | None:
+    """The content of `<run_dir>/run.json`, or None when there is none or it cannot be read (no store check)."""
+    path = Path(run_dir) / RUN_REF
+    try:
+        ref = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return ref if isinstance(ref, dict) else None
+
+
+def run_of(ref: Mapping[str, Any]) -> Run:
+    """The MLflow run a run.json names."""
+    return Run(ref["tracking_uri"], ref["run_id"])
+
+
+def best_checkpoint(run_dir: str | Path, ref: Mapping[str, Any]) -> Path:
+    """The checkpoint a run.json names as best (the conventional place if it names none)."""
+    return Path(ref.get("best_checkpoint") or Path(run_dir) / "checkpoints" / "best.ckpt")

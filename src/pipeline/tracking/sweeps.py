@@ -1,0 +1,49 @@
+"""The sweep protocol: one parent run per Hydra sweep, whose id reaches the jobs through the environment.
+
+The parent is created before any job starts (which also creates the store and experiment once,
+so parallel jobs never race to initialise them). Its id travels in $PIPELINE_PARENT_RUN_ID: the
+joblib launcher's worker processes inherit it, and each job's run names it as parent. This is
+the only code that touches that variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pipeline.tracking.client import client, resolve_uri
+from pipeline.tracking.provenance import git_state
+from pipeline.tracking.runs import Run, create_run
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run as MlflowRun
+    from omegaconf import DictConfig
+
+_SWEEP_PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
+
+
+def announce_sweep_parent(run_id: str | None) -> None:
+    """Make `run_id` the parent of the runs this process and its workers start (None: no parent)."""
+    if run_id:
+        os.environ[_SWEEP_PARENT_ENV] = run_id
+    else:
+        os.environ.pop(_SWEEP_PARENT_ENV, None)
+
+
+def sweep_parent_id() -> str | None:
+    """The parent run of a sweep job, if this process runs one (see announce_sweep_parent)."""
+    return os.environ.get(_SWEEP_PARENT_ENV) or None
+
+
+def start_sweep(config: DictConfig, name: str, tags: Mapping[str, str]) -> Run:
+    """Create a sweep's parent run (which also creates the store and experiment once)."""
+    return create_run(resolve_uri(config.tracking.uri), config.tracking.experiment, name, {**tags, **git_state()})
+
+
+def child_runs(parent: Run) -> list[MlflowRun]:
+    """The runs whose parent is `parent` (a sweep's jobs), as MLflow Run objects."""
+    c = client(parent.uri)
+    experiment = c.get_run(parent.run_id).info.experiment_id
+    runs: list[MlflowRun] = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
+    return runs
