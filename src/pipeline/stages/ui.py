@@ -3,7 +3,7 @@
     python -m pipeline.stages.ui                      # http://127.0.0.1:5000, the project's mlflow.db
     python -m pipeline.stages.ui --port 5001
     python -m pipeline.stages.ui --tracking-uri sqlite:////path/to/mlflow.db
-    python -m pipeline.stages.ui --host 0.0.0.0 --basic-auth   # other machines, with log-in (see README)
+    python -m pipeline.stages.ui --host 0.0.0.0 --basic-auth   # other machines, with log-in (docs/team-setup.md)
 
 The store is the pipeline's own (`pipeline.tracking.client.resolve_uri`): `--tracking-uri`,
 else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db, with artifacts read from
@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--basic-auth",
         action="store_true",
-        help="require a user name and password (MLflow's basic-auth app; see README, Team setup)",
+        help="require a user name and password (MLflow's basic-auth app; docs/team-setup.md)",
     )
     p.add_argument("--dry-run", action="store_true", help="print the server command instead of running it")
     return p.parse_args(argv)
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         print(
             f"warning: binding {args.host}: the UI and its REST API (read AND write) are reachable from the "
             f"network{'' if args.basic_auth else ' without any log-in'}. Prefer 127.0.0.1 with an SSH tunnel, "
-            f"or --basic-auth behind a TLS reverse proxy (README, Team setup).",
+            f"or --basic-auth behind a TLS reverse proxy (docs/team-setup.md).",
             file=sys.stderr,
         )
         if args.host in ("0.0.0.0", "::"):
