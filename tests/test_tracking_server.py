@@ -144,6 +144,7 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
         "trainer.max_epochs=1",
         f"run_dir={run_dir}",
         f"data.root={mnist_root}",
+        "tracking.register=true",
         cwd=tmp_path,
         env={"MLFLOW_TRACKING_URI": url},
     )

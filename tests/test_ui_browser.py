@@ -76,6 +76,7 @@ def two_runs(tmp_path_factory, mnist_root):
             f"tracking.uri={uri}",
             f"data.root={mnist_root}",
             f"tracking.log_model={log_model}",
+            "tracking.register=true",
             cwd=tmp,
         )
         assert out.returncode == 0, out.stderr[-3000:]

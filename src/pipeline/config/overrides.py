@@ -28,6 +28,7 @@ OPTIONAL_KEYS = frozenset(
         "data.epoch_size",
         "robustness.after_training",
         "tracking.log_model",
+        "tracking.register",
         "tracking.register_sweep_jobs",
     }
 )

@@ -151,7 +151,9 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
         f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
         flush=True,
     )
-    if cfg.tracking.get("log_model", False):  # registered by training: the best by validation gets @champion
+    from pipeline.config.model_policy import model_policy
+
+    if model_policy(cfg)[1]:  # registered by training: the best by validation gets @champion
         from pipeline.tracking.registry import after_evaluation
 
         after_evaluation(run.uri, cfg.tracking.registered_model)

@@ -227,12 +227,23 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
         train_seconds=train_seconds,
     )
     run.log_artifact(best, "checkpoints")
-    if registers_model(cfg):
+    from pipeline.config.model_policy import model_policy
+
+    logs, registers = model_policy(cfg)
+    if logs:
         from pipeline.nn.builders import load_checkpoint
 
         model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-        version = run.log_model(load_checkpoint(best), model_cfg, cfg.tracking.registered_model)
-        print(f"[train] registered model {cfg.tracking.registered_model} version {version}", flush=True)
+        name = cfg.tracking.registered_model if registers else None
+        version = run.log_model(load_checkpoint(best), model_cfg, name)
+        if registers:
+            print(f"[train] registered model {name} version {version}", flush=True)
+        else:
+            print(
+                f"[train] logged the model in run {run.run_id}, not registered: an ad-hoc run "
+                f"(tracking.register=true registers it)",
+                flush=True,
+            )
     run.end("FINISHED")  # later stages reopen it to add their results
     print(
         f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
@@ -240,18 +251,6 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
         flush=True,
     )
     return {"run_id": run.run_id, "tracking_uri": run.uri, "best_checkpoint": best, "val/acc": best_val}
-
-
-def registers_model(cfg: DictConfig) -> bool:
-    """Run.log_model for a single run; a sweep's jobs register only with tracking.register_sweep_jobs=true
-    (a preset sweep would otherwise leave dozens of versions in the registry)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not cfg.tracking.log_model:
-        return False
-    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    return not in_sweep or bool(cfg.tracking.get("register_sweep_jobs", False))
 
 
 def run_dvc(cfg: DictConfig) -> None:

@@ -25,6 +25,7 @@ do not compete.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 from pipeline.common.metric_names import VAL_BEST_ACC
 from pipeline.tracking.client import client, resolve_uri
@@ -108,25 +109,75 @@ def version_scores(uri: str, model_name: str, metric: str = METRIC) -> list[tupl
     return scores
 
 
-def update_champion(uri: str, model_name: str, alias: str = ALIAS, metric: str = METRIC) -> tuple[int, float] | None:
-    """Point `alias` at the version of `model_name` with the highest `metric`; returns (version, value).
+PINNED_TAG = "champion.pinned"  # a registered model's tag: the version the user chose as champion
 
-    Returns None when the model is not registered or no version has the metric.
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion after a decision: its version and score, the version before, and why."""
+
+    version: int
+    value: float | None
+    previous: int | None
+    reason: str
+
+    def line(self, name: str, alias: str = ALIAS) -> str:
+        score = f" ({METRIC}={self.value:.4f})" if self.value is not None else ""
+        if self.previous == self.version:
+            return f"{name}@{alias} stays version {self.version}{score}: {self.reason}"
+        before = f"version {self.previous}" if self.previous is not None else "none"
+        return f"{name}@{alias}: {before} -> version {self.version}{score}: {self.reason}"
+
+
+def pinned_version(uri: str, name: str) -> int | None:
+    tags = client(uri).get_registered_model(name).tags or {}
+    return int(tags[PINNED_TAG]) if PINNED_TAG in tags else None
+
+
+@ctrl_c_after_write()
+def pin_champion(uri: str, name: str, version: int, alias: str = ALIAS) -> Champion:
+    """The user's choice: `alias` on `version`, kept there until `update_champion(..., unpin=True)`."""
+    versions = dict(model_versions(uri, name))
+    if version not in versions:
+        raise ValueError(f"{name} has no version {version} (versions: {', '.join(map(str, versions)) or 'none'})")
+    previous = (model_aliases(uri, name) or {}).get(alias)
+    c = client(uri)
+    c.set_registered_model_alias(name, alias, str(version))
+    c.set_registered_model_tag(name, PINNED_TAG, str(version))
+    run_id = versions[version]
+    value = active_run_metric(uri, run_id, METRIC) if run_id else None
+    return Champion(version, value, previous, f"set by hand; kept until `pipeline-registry {name} --update`")
+
+
+def update_champion(
+    uri: str, model_name: str, alias: str = ALIAS, metric: str = METRIC, unpin: bool = False
+) -> Champion | None:
+    """Point `alias` at the version of `model_name` with the highest `metric`, unless the user pinned
+    one (`unpin` lets validation choose again). None when the model is not registered or no version
+    has the metric.
     """
     aliases = model_aliases(uri, model_name)
     if aliases is None:
         return None
+    previous = aliases.get(alias)
+    if unpin and pinned_version(uri, model_name) is not None:
+        client(uri).delete_registered_model_tag(model_name, PINNED_TAG)
+    pinned = pinned_version(uri, model_name)
     scores = version_scores(uri, model_name, metric)
+    if pinned is not None:
+        value = next((s[2] for s in scores if s[0] == pinned), None)
+        return Champion(pinned, value, previous, f"pinned by hand (`pipeline-registry {model_name} --update` unpins)")
     if not scores:
         return None
     version, _, value = max(scores, key=lambda s: (s[2], -s[0]))
-    if aliases.get(alias) != version:
+    if previous != version:
         set_model_alias(uri, model_name, alias, version)
-    return version, value
+    return Champion(version, value, previous, f"the best {metric} of {len(scores)} version(s)")
 
 
-def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
-    """Called by the evaluate stage once the model's run is complete: move the champion alias if need be.
+def after_evaluation(uri: str, model_name: str) -> Champion | None:
+    """Called by the evaluate stage once the model's run is complete: move the champion alias if need be,
+    saying so in one line.
 
     A failure here (a registry that refuses aliases, a network error) is reported, not raised:
     the evaluation itself succeeded and is recorded.
@@ -137,5 +188,5 @@ def after_evaluation(uri: str, model_name: str) -> tuple[int, float] | None:
         print(f"[evaluate] warning: could not update alias {ALIAS!r} of {model_name}: {err}", file=sys.stderr)
         return None
     if found:
-        print(f"[evaluate] {model_name}@{ALIAS} is version {found[0]} ({METRIC}={found[1]:.4f})", flush=True)
+        print(f"[evaluate] {found.line(model_name)}", flush=True)
     return found
