@@ -107,13 +107,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
 def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
     """Train one model; returns {'run_id', 'tracking_uri', 'best_checkpoint', 'val/acc'} (rank 0; else {})."""
-    from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
     from pipeline.stages.startup import imports_without_gc
 
     # Start-up (imports, data, model, the run) with the collector paused: see startup.py.
     with imports_without_gc():
-        with packages_hidden_while_importing(*UNUSED_BY_TRAINING):  # about 1 s less: see lean_import.py
-            import lightning as L
+        import lightning as L
         import torch
         from lightning.pytorch.utilities import rank_zero_only
 
