@@ -39,11 +39,7 @@ def main() -> None:
     if args.import_stack:
         nvml_check = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
         import hydra  # noqa: F401
-
-        from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
-
-        with packages_hidden_while_importing(*UNUSED_BY_TRAINING):  # as training imports it
-            import lightning  # noqa: F401
+        import lightning  # noqa: F401
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
         # Importing Lightning sets this, which on a machine without an NVIDIA driver makes every

@@ -2,7 +2,12 @@
 
 Every `import` statement counts, wherever it stands (module top, inside functions,
 under `if`), so a function-level import is part of the closure like any other.
-Shared by the DVC graph tests and the layer-rule tests.
+Shared by the DVC graph tests, the layer-rule tests and scripts/update-dvc-deps.py.
+
+One kind of module is left out of every closure: those in OUTPUT_ONLY, which change only what a
+command prints (a log or warning filter), never a file a stage writes. Were they DVC dependencies,
+editing a log filter would retrain the model. tests/test_dvc_graph.py holds each to that: it imports
+nothing but logging and warnings, and only a stage's entry-point module (one with main()) imports it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 SRC = PROJECT / "src"
+
+#: Modules that change only a command's printed output; no DVC stage depends on them (see above).
+OUTPUT_ONLY = frozenset({"pipeline.stages.library_notices"})
 
 
 def module_file(name: str) -> Path | None:
@@ -71,7 +79,7 @@ def project_imports(path: Path) -> set[Path]:
 
 
 def closure(entry_module: str) -> set[Path]:
-    """Every project file `python -m entry_module` can run."""
+    """Every project file `python -m entry_module` can run, less the OUTPUT_ONLY modules."""
     start = module_file(entry_module)
     assert start is not None, f"{entry_module} is not a module under {SRC}"
     if start.name == "__init__.py" and (start.parent / "__main__.py").is_file():
@@ -83,5 +91,5 @@ def closure(entry_module: str) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        todo |= project_imports(path) - seen
+        todo |= {f for f in project_imports(path) if module_name(f) not in OUTPUT_ONLY} - seen
     return seen

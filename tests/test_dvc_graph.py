@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from code_graph import PROJECT, SRC, closure
+from code_graph import OUTPUT_ONLY, PROJECT, SRC, closure, imported_modules, module_file, module_name
 
 from pipeline.stages import order as stages
 
@@ -66,6 +66,28 @@ def test_the_closure_follows_function_level_and_relative_imports():
     assert "pipeline/robustness/attacks.py" in {str(p.relative_to(SRC)) for p in closure("pipeline.stages.robustness")}
     # training stops at train: the later stages run from stages.py by name, never by the DVC stage
     assert "pipeline/stages/evaluate.py" not in {str(p.relative_to(SRC)) for p in closure("pipeline.stages.train")}
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUT_ONLY))
+def test_an_output_only_module_touches_only_logging_and_warnings(name):
+    """What leaves a module out of every stage's deps: it cannot change a file a stage writes."""
+    path = module_file(name)
+    assert path is not None, f"code_graph.OUTPUT_ONLY names {name}, which does not exist"
+    assert imported_modules(path) <= {"__future__", "__future__.annotations", "logging", "warnings"}, (
+        f"{name} is declared output-only but imports {sorted(imported_modules(path))}"
+    )
+    importers = [p for p in (SRC / "pipeline").rglob("*.py") if name in imported_modules(p)]
+    for importer in importers:
+        entry = module_name(importer)
+        assert entry.startswith("pipeline.stages.") and "def main(" in importer.read_text(), (
+            f"{entry} imports the output-only {name}: only a stage's entry point (its main) may"
+        )
+    assert importers, f"{name} is imported by no stage: delete it and its OUTPUT_ONLY entry"
+
+
+def test_the_notice_filter_is_no_dependency_of_training():
+    runs = {str(p.relative_to(SRC)) for p in closure("pipeline.stages.train")}
+    assert "pipeline/stages/train.py" in runs and "pipeline/stages/library_notices.py" not in runs
 
 
 def test_parameters_are_declared_by_whole_sections():

@@ -41,10 +41,14 @@ def lightning_messages():
         lg.disabled = disabled
 
 
-def test_the_trainer_keeps_its_device_report_and_drops_the_litlogger_advert(tmp_path, lightning_messages):
-    from pipeline.stages.train import build_trainer
+def test_the_training_command_keeps_the_device_report_and_drops_the_litlogger_advert(
+    tmp_path, lightning_messages, monkeypatch
+):
+    from pipeline.stages import startup
+    from pipeline.stages.train import as_command, build_trainer
 
-    build_trainer(compose(["trainer.max_epochs=1"]), tmp_path)
+    monkeypatch.setattr(startup, "_started", True)  # this test process's collector is left as it is
+    as_command(lambda cfg: build_trainer(cfg, tmp_path))(compose(["trainer.max_epochs=1"]))
     assert any(m.startswith("GPU available") for m in lightning_messages), lightning_messages
     assert not [m for m in lightning_messages if "litlogger" in m]
 

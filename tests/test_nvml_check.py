@@ -48,9 +48,12 @@ def test_a_check_lightning_did_not_set_is_left_alone(monkeypatch, value):
     assert train.os.environ.get(VAR) == value
 
 
-def test_building_the_trainer_applies_it(monkeypatch, tmp_path):
+def test_the_training_command_applies_it_and_the_library_does_not(monkeypatch, tmp_path):
     import lightning  # noqa: F401  (sets the variable, as in every training process)
 
+    from pipeline.stages import startup
+
+    monkeypatch.setattr(startup, "_started", True)  # this test process's collector is left as it is
     monkeypatch.setenv(VAR, "1")
     try:
         ctypes.CDLL("libnvidia-ml.so.1")
@@ -59,5 +62,7 @@ def test_building_the_trainer_applies_it(monkeypatch, tmp_path):
         nvml_loads = False
     cfg = compose([f"run_dir={tmp_path}", "trainer.max_epochs=1"])
     validate(cfg)
-    train.build_trainer(cfg, tmp_path)
+    train.build_trainer(cfg, tmp_path)  # library code: leaves the process as it is
+    assert train.os.environ[VAR] == "1"
+    train.as_command(lambda cfg: train.build_trainer(cfg, tmp_path))(cfg)
     assert (VAR in train.os.environ) == nvml_loads

@@ -8,6 +8,11 @@
 
 Everything else Lightning says is kept: whether a GPU is used, the hint to prefix `srun` on a
 machine with SLURM, and its real warnings about a run's settings.
+
+Applied by the training command's entry point (stages/train.py `as_command`), never by library code.
+This module changes what is printed and nothing a stage writes, so it is no DVC dependency:
+tests/code_graph.py lists it as output-only, and tests/test_dvc_graph.py checks that it imports only
+logging and warnings and that only a stage's entry-point module imports it.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,13 +60,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-    from pipeline.stages.library_notices import quiet_unactionable_notices
     from pipeline.training.callbacks import EpochHistory, EpochSeed
     from pipeline.training.checkpoint_io import AtomicCheckpointIO
     from pipeline.training.robust_guard import MONITOR, guard_from_config
 
-    drop_unusable_nvml_check()
-    quiet_unactionable_notices()
     # Adversarial training with a guard chooses its checkpoint by held-out PGD accuracy, not clean accuracy.
     guard = guard_from_config(cfg)
     checkpoint = ModelCheckpoint(
@@ -107,37 +105,31 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
 
 def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
     """Train one model; returns {'run_id', 'tracking_uri', 'best_checkpoint', 'val/acc'} (rank 0; else {})."""
-    from pipeline.stages.lean_import import UNUSED_BY_TRAINING, packages_hidden_while_importing
-    from pipeline.stages.startup import imports_without_gc
+    import lightning as L
+    import torch
+    from lightning.pytorch.utilities import rank_zero_only
 
-    # Start-up (imports, data, model, the run) with the collector paused: see startup.py.
-    with imports_without_gc():
-        with packages_hidden_while_importing(*UNUSED_BY_TRAINING):  # about 1 s less: see lean_import.py
-            import lightning as L
-        import torch
-        from lightning.pytorch.utilities import rank_zero_only
+    from pipeline.common import atomic
+    from pipeline.nn.models import count_parameters
+    from pipeline.training.callbacks import stop_on_ctrl_c
+    from pipeline.training.datamodule import MNISTDataModule
+    from pipeline.training.module import Classifier
 
-        from pipeline.common import atomic
-        from pipeline.nn.models import count_parameters
-        from pipeline.training.callbacks import stop_on_ctrl_c
-        from pipeline.training.datamodule import MNISTDataModule
-        from pipeline.training.module import Classifier
-
-        run_dir = Path(cfg.run_dir)
-        # seed
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        torch.set_float32_matmul_precision("high")
-        # data
-        datamodule = MNISTDataModule.from_config(cfg)
-        # model
-        module = Classifier.from_config(cfg)
-        n_params = count_parameters(module.net)
-        # run: a new MLflow run, or the interrupted one with the same settings (rank 0 only;
-        # rank_zero_only.rank is set from the launcher's environment before any rank starts)
-        fingerprint = config_fingerprint(cfg)
-        resume = resumable(run_dir, fingerprint)
-        rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
-        run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
+    run_dir = Path(cfg.run_dir)
+    # seed
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+    # data
+    datamodule = MNISTDataModule.from_config(cfg)
+    # model
+    module = Classifier.from_config(cfg)
+    n_params = count_parameters(module.net)
+    # run: a new MLflow run, or the interrupted one with the same settings (rank 0 only;
+    # rank_zero_only.rank is set from the launcher's environment before any rank starts)
+    fingerprint = config_fingerprint(cfg)
+    resume = resumable(run_dir, fingerprint)
+    rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
+    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
@@ -285,10 +277,36 @@ def stages_after_training(cfg: DictConfig) -> list[str]:
     return [n for n in later if n != "robustness" or cfg.robustness.get("after_training")]
 
 
+def as_command(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
+    """`task` as the training command runs it, in every process that trains (a DDP rank, a
+    launcher's worker): the process-level start-up tweaks, which `fit` and `build_trainer`, library
+    code that benchmarks and tests call, never make."""
+
+    def command(cfg: DictConfig) -> object:
+        from pipeline.stages.library_notices import quiet_unactionable_notices
+        from pipeline.stages.startup import imports_without_gc
+
+        quiet_unactionable_notices()  # what is printed only: see library_notices.py
+        # Measured: the collector's time in a 1-epoch command falls from 2.0 s (9 full passes) to 0.03 s.
+        with imports_without_gc():
+            import lightning  # noqa: F401  (sets NVML_CHECK)
+
+            import pipeline.training.callbacks
+            import pipeline.training.datamodule
+            import pipeline.training.module  # noqa: F401
+            from pipeline.tracking.client import import_store_code
+
+            import_store_code()
+        drop_unusable_nvml_check()  # measured: 0.15 ms a step without a driver, 5% of the seed MLP's step
+        return task(cfg)
+
+    return command
+
+
 def main(argv=None) -> None:
     from pipeline.stages.cli import stage_main
 
-    stage_main("pipeline.stages.train", run_dvc, run_hydra, fresh_run_dir=True, argv=argv)
+    stage_main("pipeline.stages.train", as_command(run_dvc), as_command(run_hydra), fresh_run_dir=True, argv=argv)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
 
 
+def import_store_code() -> None:
+    """Import MLflow's client and its SQL store (seconds of imports) without opening any store, so
+    that a command can do it while the garbage collector sits out its start-up."""
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    from mlflow.tracking import MlflowClient  # noqa: F401
+
+
 def resolve_uri(configured: str | None = None) -> str:
     if configured:
         return configured
