@@ -40,7 +40,7 @@ def module_name(path: Path) -> str:
 
 
 def _packages_of(name: str) -> list[str]:
-    """pipeline.stages.robustness -> [pipeline, pipeline.robustness]: importing it runs their __init__."""
+    """pipeline.stages.robustness -> [pipeline, pipeline.stages]: importing it runs their __init__."""
     parts = name.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
@@ -61,7 +61,7 @@ def imported_modules(path: Path) -> frozenset[str]:
             else:
                 mod = node.module or ""
             found.add(mod)
-            # `from pipeline import plots` imports the submodule pipeline.common.plots
+            # `from pipeline.common import plots` imports the submodule pipeline.common.plots
             found.update(f"{mod}.{alias.name}" for alias in node.names)
     return frozenset(found)
 
