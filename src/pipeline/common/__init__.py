@@ -1,1 +1,4 @@
-"""Shared plumbing: atomic writes, figures, metric names. Imports nothing else of the project."""
+"""Shared plumbing: atomic writes, figures (matplotlib, no display), the metric names runs carry.
+
+May import: nothing else of the project. The bottom layer (tests/test_layers.py).
+"""

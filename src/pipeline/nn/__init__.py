@@ -1,1 +1,5 @@
-"""Plain torch: nn.Modules, the builders that make them from config, tensors in and out."""
+"""Plain torch: the networks (nn.Modules), the builders that make them and their optimisers from
+config, the model files a registered version holds, metrics on tensors.
+
+May import: pipeline.common and pipeline.data; no framework (Lightning, MLflow, Hydra, OmegaConf).
+"""

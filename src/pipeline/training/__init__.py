@@ -1,1 +1,4 @@
-"""Lightning glue: the LightningModule, the datamodule, callbacks, checkpoints."""
+"""Lightning glue: the LightningModule, the datamodule, callbacks, checkpoint I/O, resuming.
+
+May import: every package below it (common, nn, data, robustness, config, tracking) and Lightning.
+"""
