@@ -105,7 +105,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         variants = {
             "torch": lambda: wall([PY, "-c", "import torch"], tmp),
             "help": lambda: wall([*train, "--help"], tmp, expect="Configuration groups"),
-            "error": lambda: wall(error_cmd, tmp, expect_rc=1, expect="error: data.batch_size"),
+            "error": lambda: wall(error_cmd, tmp, expect_rc=2, expect="error: data.batch_size"),
         }
         if not quick:  # the two slow ones (seconds each): full size only
             variants.update(lightning=lambda: wall([PY, "-c", "import lightning"], tmp), first_step=first_step)

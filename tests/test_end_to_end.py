@@ -67,8 +67,10 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert {"config.yaml", "checkpoints", "evaluation"} <= artifacts
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion.png", "evaluation/reliability.png", "evaluation/metrics.json"} <= evaluation
-    version = client.get_model_version("mnist-mlp", "1")
-    assert version.run_id == run.info.run_id
+    # An ad-hoc run logs its model in its run and leaves the registry alone (tracking.register=auto).
+    assert "not registered: an ad-hoc run" in out.stdout and client.search_registered_models() == []
+    (model,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert model.source_run_id == run.info.run_id
 
 
 def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):

@@ -100,7 +100,10 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         # Hydra prints these itself, unless it believes a debugger runs (any tracer, coverage
         # included): then it raises them. Either way the user gets one message, no traceback.
         hint = unknown_key_hint(overrides)
-        refuse(f"{err}" + (f"\n{hint}" if hint else ""))
+        if hint:
+            print(err, file=sys.stderr)
+            refuse(hint)
+        refuse(err)
     except SystemExit as stop:
         # Hydra printed why it refused the overrides and exits 1: name the closest valid key, exit 2.
         hint = unknown_key_hint(overrides) if stop.code == 1 else None
