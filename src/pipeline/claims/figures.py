@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pipeline.claims.textbook import TARGET_VAL_ACC
 from pipeline.common import metric_names as names
-from pipeline.common.plots import _pyplot, _save
+from pipeline.common.plots import pyplot, save_figure
 
 
 def _figure_activations(data: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
     for name, h in data["series"].items():
         epochs = range(1, len(h[names.VAL_ACC]) + 1)
@@ -22,11 +22,11 @@ def _figure_activations(data: dict, path: Path) -> Path:
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _figure_scaling(data: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     a, b, r2 = data["fit"]
     fig, (err_ax, loss_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
     depth = [h.count(",") + 1 for h in data["hidden"]]
@@ -42,11 +42,11 @@ def _figure_scaling(data: dict, path: Path) -> Path:
     for ax in (err_ax, loss_ax):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _figure_samples(data: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, (ns, accs) in data["curves"].items():
         ax.plot(ns, accs, marker="o", label=label)
@@ -59,11 +59,11 @@ def _figure_samples(data: dict, path: Path) -> Path:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _figure_linear(data: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(data["layers"], data["accs"], marker="o", label="identity activations (linear stack)")
     if data.get("relu_acc"):
@@ -77,7 +77,7 @@ def _figure_linear(data: dict, path: Path) -> Path:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 FIGURES = {

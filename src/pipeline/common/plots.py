@@ -18,7 +18,7 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def _pyplot():
 
 
 def confusion_png(confusion, path: Path, title: str = "Confusion matrix (test)") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     matrix = confusion.numpy()
     fig, ax = plt.subplots(figsize=(6, 5.2))
     image = ax.imshow(matrix, cmap="Blues")
@@ -44,11 +44,11 @@ def confusion_png(confusion, path: Path, title: str = "Confusion matrix (test)")
         )
     ax.set(xlabel="predicted", ylabel="true", title=title, xticks=range(10), yticks=range(10))
     fig.colorbar(image, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reliability_png(rows: list[dict], ece: float, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     centers = [(r["bin_lower"] + r["bin_upper"]) / 2 for r in rows]
     accuracy = [r["accuracy"] for r in rows]
@@ -59,21 +59,21 @@ def reliability_png(rows: list[dict], ece: float, path: Path) -> Path:
         xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"Reliability diagram (ECE = {ece:.4f})"
     )
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     path = Path(path)
     fig.tight_layout()
     with atomic.replacing(path) as tmp:
         fig.savefig(tmp, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
 def adversarial_examples_png(clean, adv, labels, clean_pred, adv_pred, eps: float, path: Path) -> Path:
     """Rows of digits: clean, adversarial, and the perturbation that turned one into the other."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(labels)
     fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
     delta = adv - clean
@@ -90,12 +90,12 @@ def adversarial_examples_png(clean, adv, labels, clean_pred, adv_pred, eps: floa
             ax.set_title(title, fontsize=8, color="red" if row == 1 and adv_pred[i] != labels[i] else "black")
             ax.axis("off")
     fig.suptitle(f"PGD, L-inf eps = {eps:g}: clean (top), adversarial (middle), perturbation (bottom)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool = False) -> Path:
     """Accuracy curves: one axis for all series, or one panel per series."""
-    plt = _pyplot()
+    plt = pyplot()
     if panels:
         fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 3.2), squeeze=False)
         axes = list(axes[0])
@@ -109,18 +109,18 @@ def curves_png(series: dict, xlabel: str, path: Path, title: str, panels: bool =
     if not panels:
         axes[0].legend()
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def corruption_examples_png(examples, path: Path) -> Path:
     """One digit under every corruption: `examples` is [(name, 28x28 image in [0, 1])], clean first."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(examples), figsize=(1.3 * len(examples), 1.8), squeeze=False)
     for ax, (name, image) in zip(axes[0], examples, strict=False):
         ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name.replace("_", " "), fontsize=7)
         ax.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _mosaic(tiles, cols: int, gap: int = 1):
@@ -147,7 +147,7 @@ def _blank_nan(name: str):
 
 def filters_png(weights, path: Path, title: str) -> Path:
     """A grid of weight images on a symmetric red-blue scale (each scaled to its own range)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(weights)
     cols = min(n, 16)
     rows = -(-n // cols)
@@ -158,12 +158,12 @@ def filters_png(weights, path: Path, title: str) -> Path:
     )
     ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def top_images_png(images, units: list[int], picks, path: Path, title: str) -> Path:
     """One row per unit: the images (uint8, N x 28 x 28) that excite it most."""
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = picks.shape
     tiles = images[picks.flatten().long()].float().numpy()
     height = images.shape[1]
@@ -175,4 +175,4 @@ def top_images_png(images, units: list[int], picks, path: Path, title: str) -> P
     for side in ax.spines.values():
         side.set_visible(False)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
