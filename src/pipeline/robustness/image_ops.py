@@ -54,23 +54,5 @@ def warp(x: torch.Tensor, matrix: torch.Tensor, shift: torch.Tensor | None = Non
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def _lines(c0: torch.Tensor, r0: torch.Tensor, c1: torch.Tensor, r1: torch.Tensor) -> torch.Tensor:
-    """Batched ``line_from_points`` of the reference: (N,) endpoints -> (N,28,28) in [0,1].
-
-    Intensity decays with vertical distance d to the line as log(1 - d/2.3) + 1, and the
-    line only spans columns [floor(c0), ceil(c1)).
-    """
-    c0, r0, c1, r1 = (v.double().view(-1, 1, 1) for v in (c0, r0, c1, r1))
-    grid = torch.arange(28, dtype=torch.float64, device=c0.device)
-    cc, rr = grid.view(1, 1, 28), grid.view(1, 28, 1)
-    vertical = c1 == c0
-    slope = (r1 - r0) / torch.where(vertical, torch.ones_like(c1), c1 - c0)
-    dist = (rr - (slope * (cc - c0) + r0)).abs().clamp(0, 2.3 - 1e-10)
-    line = (torch.log(1 - dist / 2.3) + 1).clamp(0, 1)
-    inside = (cc >= torch.floor(c0)) & (cc < torch.ceil(c1)) & ~vertical
-    drawn: torch.Tensor = (line * inside).float()
-    return drawn
-
-
 def finish(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out.clamp(0.0, 1.0).to(dtype=x.dtype, device=x.device)

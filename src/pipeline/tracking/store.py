@@ -161,19 +161,24 @@ def backup(db: Path, reason: str = "manual") -> Path:
     target = folder / f"{db.stem}-{stamp}-{reason}.db"
     tmp = folder / f".{target.name}.{os.getpid()}.tmp"
     try:
-        src = _connect_readonly(db)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _copy(db, tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     for old in backups(db)[KEEP:]:
         old.unlink(missing_ok=True)
     return target
+
+
+def _copy(source: Path, target: Path) -> None:
+    """SQLite's online backup of `source` into `target`: a consistent copy even while it is written."""
+    src = _connect_readonly(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 def backup_due(db: Path, interval_s: float = INTERVAL_S) -> bool:
@@ -195,13 +200,7 @@ def restore(db: Path, source: Path | None = None) -> tuple[Path, Path | None]:
         raise StoreError(f"cannot restore {db}: {what}.")
     tmp = db.with_name(f".{db.name}.restore.{os.getpid()}.tmp")
     try:
-        src = _connect_readonly(chosen)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _copy(chosen, tmp)
         moved = None
         if db.exists():
             moved = db.with_name(f"{db.name}.damaged-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
