@@ -65,13 +65,27 @@ def registered_model_names(uri: str) -> list[str]:
     return sorted(m.name for m in client(uri).search_registered_models())
 
 
-def model_aliases(uri: str, name: str) -> dict[str, int] | None:
-    """alias -> version of a registered model; None when no model of that name is registered."""
+def _registered(uri: str, name: str):
+    """The registered model (aliases, tags); None when no model of that name is registered."""
     try:
-        model = client(uri).get_registered_model(name)
+        return client(uri).get_registered_model(name)
     except Exception:  # RESOURCE_DOES_NOT_EXIST (or a store that cannot answer)
         return None
+
+
+def _aliases(model) -> dict[str, int]:
     return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+
+def _pinned(model) -> int | None:
+    tags = model.tags or {}
+    return int(tags[PINNED_TAG]) if PINNED_TAG in tags else None
+
+
+def model_aliases(uri: str, name: str) -> dict[str, int] | None:
+    """alias -> version of a registered model; None when no model of that name is registered."""
+    model = _registered(uri, name)
+    return None if model is None else _aliases(model)
 
 
 def model_versions(uri: str, name: str) -> list[tuple[int, str | None]]:
@@ -130,8 +144,8 @@ class Champion:
 
 
 def pinned_version(uri: str, name: str) -> int | None:
-    tags = client(uri).get_registered_model(name).tags or {}
-    return int(tags[PINNED_TAG]) if PINNED_TAG in tags else None
+    model = _registered(uri, name)
+    return None if model is None else _pinned(model)
 
 
 @ctrl_c_after_write()
@@ -156,13 +170,13 @@ def update_champion(
     one (`unpin` lets validation choose again). None when the model is not registered or no version
     has the metric.
     """
-    aliases = model_aliases(uri, model_name)
-    if aliases is None:
+    model = _registered(uri, model_name)
+    if model is None:
         return None
-    previous = aliases.get(alias)
-    if unpin and pinned_version(uri, model_name) is not None:
+    previous, pinned = _aliases(model).get(alias), _pinned(model)
+    if unpin and pinned is not None:
         client(uri).delete_registered_model_tag(model_name, PINNED_TAG)
-    pinned = pinned_version(uri, model_name)
+        pinned = None
     scores = version_scores(uri, model_name, metric)
     if pinned is not None:
         value = next((s[2] for s in scores if s[0] == pinned), None)
