@@ -20,6 +20,10 @@ from pipeline.config.settings import ConfigError, compose
         ("optim.lr=-1", "optim.lr must be a positive float, got -1"),
         ("data.batch_size=abc", "data.batch_size must be a positive int, got 'abc'"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be a positive int, got 0"),
+        (
+            "+trainer.max_epoch=3",
+            "trainer.max_epoch is no argument of Lightning's Trainer; did you mean trainer.max_epochs?",
+        ),
     ],
 )
 def test_a_bad_setting_exits_2_with_the_fix_and_leaves_no_run_folder(override, message, tmp_path):

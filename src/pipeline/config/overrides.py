@@ -104,7 +104,8 @@ def unknown_key_hint(overrides: Sequence[str]) -> str | None:
 def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
     """Refuse `+section.key=...` for a key the code never reads, in the project's own sections.
 
-    `trainer` takes any argument of Lightning's Trainer (checked when the Trainer is built)."""
+    `trainer` takes any argument of Lightning's Trainer (checked by the training command before its
+    run opens: stages/train.py trainer_settings)."""
     from hydra.errors import HydraException
 
     try:
@@ -112,6 +113,8 @@ def check_added_keys(overrides: Sequence[str], cfg: DictConfig) -> None:
     except HydraException:
         return
     added = {o.key_or_group for o in parsed if o.is_add() and not o.is_force_add()}
+    if not added:
+        return
     keys = [k for k in keys_of(cfg) if k not in added]
     for key in sorted(added):
         section = key.split(".", 1)[0]

@@ -32,9 +32,9 @@ def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object],
         refuse(f"usage: python -m {prog} --params params.yaml")
     try:
         cfg = load_params(argv[1])
+        run(cfg)
     except ConfigError as err:
         refuse(err)
-    run(cfg)
 
 
 def _remove_if_empty(run_dir: str) -> None:
@@ -73,8 +73,11 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    started: list[bool] = []  # whether Hydra got as far as the task: its exit 1 is then the task's
+
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> object:
+        started.append(True)
         hydra_cfg = HydraConfig.get()
         # As typed: an override holding `${...}` must not be resolved inside Hydra's own config.
         typed = cast(list[str], OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
@@ -83,10 +86,10 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         try:
             check_added_keys(typed, cfg)
             validate(cfg)
+            return task(cfg)  # a setting only the task can check (a Trainer argument) stops it the same way
         except ConfigError as err:
             _remove_if_empty(hydra_cfg.runtime.output_dir)
             refuse(err)
-        return task(cfg)
 
     sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]
     if prog and {"--help", "-h"} & set(sys.argv[1:]):
@@ -106,7 +109,7 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         refuse(err)
     except SystemExit as stop:
         # Hydra printed why it refused the overrides and exits 1: name the closest valid key, exit 2.
-        hint = unknown_key_hint(overrides) if stop.code == 1 else None
+        hint = unknown_key_hint(overrides) if stop.code == 1 and not started else None
         if hint is None:
             raise
         refuse(hint)

@@ -83,15 +83,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     ] + ([guard] if guard else [])
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
-    # Every Trainer argument conf/trainer/ sets is passed as is: a new one needs no code.
-    accepted = inspect.signature(L.Trainer.__init__).parameters
-    settings = {
-        k: v
-        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
-        if k in accepted and k not in _NOT_TRAINER_ARGS
-    }
     trainer = L.Trainer(
-        **settings,
+        **trainer_settings(cfg),
         logger=False,
         default_root_dir=str(run_dir),
         callbacks=callbacks,
@@ -101,6 +94,27 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
         enable_model_summary=False,
     )
     return trainer, checkpoint
+
+
+def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The Trainer arguments of the `trainer` section: every one is passed as is (a new one needs no
+    code), and a key that is no Trainer argument is refused, naming the closest one, rather than ignored."""
+    import difflib
+
+    import lightning as L
+
+    from pipeline.config.settings import ConfigError
+
+    accepted = inspect.signature(L.Trainer.__init__).parameters
+    settings = cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True))
+    for key in settings:
+        if key not in accepted and key not in _NOT_TRAINER_ARGS:
+            close = difflib.get_close_matches(key, [a for a in accepted if a != "self"], n=1)
+            raise ConfigError(
+                f"trainer.{key} is no argument of Lightning's Trainer"
+                + (f"; did you mean trainer.{close[0]}?" if close else ".")
+            )
+    return {k: v for k, v in settings.items() if k not in _NOT_TRAINER_ARGS}
 
 
 def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> dict:
@@ -115,6 +129,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     from pipeline.training.datamodule import MNISTDataModule
     from pipeline.training.module import Classifier
 
+    trainer_settings(cfg)  # a bad trainer key stops here, before the run is opened
     run_dir = Path(cfg.run_dir)
     # seed
     L.seed_everything(cfg.seed, workers=True, verbose=False)
