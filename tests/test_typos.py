@@ -34,6 +34,16 @@ def test_a_bad_setting_exits_2_with_the_fix_and_leaves_no_run_folder(override, m
     assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("override", ["modle=cnn", "optim.lr=-1"])
+def test_a_refused_run_leaves_nothing_in_the_working_folder(override, tmp_path):
+    """As a user types it, with Hydra's own run folder (outputs/runs/<time>_mlp/): nothing is left,
+    and Hydra's hint to add the unknown key with + is not printed beside the right one."""
+    out = run_module("pipeline.stages.train", override, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "use +" not in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_dvc_front_door_exits_2_on_a_bad_params_file(tmp_path):
     out = run_module("pipeline.stages.evaluate", "--params", str(tmp_path / "missing.yaml"), cwd=tmp_path)
     assert out.returncode == 2 and "does not exist" in out.stderr

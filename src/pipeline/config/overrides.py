@@ -60,6 +60,37 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+def top_level_names() -> set[str]:
+    """What an override may start with: a config group, a key of conf/config.yaml or of a preset
+    that writes at the top level (`# @package _global_`), or hydra."""
+    from omegaconf import OmegaConf
+
+    names = {"hydra", *(p.name for p in CONF_DIR.iterdir() if p.is_dir())}
+    names.update(str(k) for k in OmegaConf.load(CONF_DIR / "config.yaml"))
+    return names
+
+
+def check_top_level_keys(overrides: Sequence[str]) -> None:
+    """Refuse `modle=cnn` before Hydra does: Hydra's own message suggests `+modle=cnn`, a key the
+    pipeline would ignore. Only reads conf/config.yaml unless a name is unknown there."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    try:
+        parsed = [o for o in _parsed(overrides) if not (o.is_add() or o.is_delete() or o.is_sweep_override())]
+    except HydraException:
+        return
+    names = top_level_names()
+    unknown = [o for o in parsed if o.key_or_group.split(".")[0].split("/")[0] not in names]
+    if not unknown:
+        return
+    for preset in CONF_DIR.rglob("*.yaml"):  # rare path: a preset may add a top-level key
+        if preset.read_text().lstrip().startswith("# @package _global_"):
+            names.update(str(k) for k in OmegaConf.load(preset) if k != "defaults")
+    if any(o.key_or_group.split(".")[0].split("/")[0] not in names for o in unknown):
+        raise ConfigError(unknown_key_hint(overrides) or f"`{unknown[0].input_line}`: there is no such key.")
+
+
 def unknown_key_hint(overrides: Sequence[str]) -> str | None:
     """After Hydra refused the overrides: which key or group is unknown, and the closest valid one.
 

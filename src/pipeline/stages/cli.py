@@ -14,7 +14,7 @@ from typing import NoReturn, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.overrides import check_added_keys, unknown_key_hint
+from pipeline.config.overrides import check_added_keys, check_top_level_keys, unknown_key_hint
 from pipeline.config.settings import CONF_DIR, ConfigError, check_group_overrides, load_params, preset_slot, validate
 
 BAD_SETTING = 2  # the exit status of every refused setting, as for a command-line usage error
@@ -39,9 +39,15 @@ def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object],
 
 def _remove_if_empty(run_dir: str) -> None:
     """A refused run leaves no folder: Hydra made it (with only its .hydra/ record) before the check."""
-    folder = Path(run_dir)
+    folder = Path(run_dir).absolute()
     if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra"}:
         shutil.rmtree(folder, ignore_errors=True)
+        # and the folders above it that Hydra made for it (outputs/runs/), if nothing else is there
+        cwd = Path.cwd().absolute()
+        for parent in folder.parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def help_overrides(prog: str) -> list[str]:
@@ -129,6 +135,7 @@ def stage_main(
     else:
         try:
             check_group_overrides(args)
+            check_top_level_keys(args)
         except ConfigError as err:
             refuse(err)
         hydra_main(hydra_task or dvc_task, fresh_run_dir, prog)
