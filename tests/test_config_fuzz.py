@@ -130,7 +130,7 @@ def test_wrong_shapes_name_the_key(override, message):
     [
         ("model.hidden=5", "error: model.hidden must be a list of positive widths"),
         ("optim.lr=${nope}", "error: optim.lr"),
-        ("no_such_key=1", "Could not override 'no_such_key'"),
+        ("no_such_key=1", "there is no 'no_such_key'; the top-level names are "),
         ("model.hidden=[1,2", "no viable alternative at input '[1,2'"),
     ],
 )

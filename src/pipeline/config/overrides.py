@@ -124,7 +124,11 @@ def unknown_key_hint(overrides: Sequence[str]) -> str | None:
         if key.startswith("hydra") or key in known_groups or key in keys or o.is_add() or o.is_delete():
             continue
         if "." not in key:
-            suggestion = closest(key, [*known_groups, *(k for k in keys if "." not in k)])
+            top = sorted({*known_groups, *(k.split(".")[0] for k in keys)} - {"hydra"})
+            suggestion = closest(key, top)
+            if not suggestion:
+                names = ", ".join(top)
+                return f"`{o.input_line}`: there is no {key!r}; the top-level names are {names} (--help lists each)."
         else:
             section = key.rsplit(".", 1)[0]
             suggestion = closest(key, [k for k in keys if k.rsplit(".", 1)[0] == section]) or closest(key, keys)
