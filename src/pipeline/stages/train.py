@@ -126,6 +126,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     from pipeline.common import atomic
     from pipeline.nn.models import count_parameters
     from pipeline.training.callbacks import stop_on_ctrl_c
+    from pipeline.training.checkpoint_recovery import CHECKPOINTS, loads, resume_point
     from pipeline.training.datamodule import MNISTDataModule
     from pipeline.training.module import Classifier
 
@@ -144,16 +145,21 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     fingerprint = config_fingerprint(cfg)
     resume = resumable(run_dir, fingerprint)
     rank = rank_zero_only.rank  # type: ignore[attr-defined]  # set on the function at import
-    run = _open_run(cfg, run_dir, resume, fingerprint, n_params, command, overrides) if rank == 0 else None
+    # A checkpoint that does not load is set aside by rank 0; under DDP the other ranks, reading
+    # only, come to the same choice.
+    ckpt = None
+    if resume and rank == 0:
+        ckpt = resume_point(run_dir / "checkpoints")
+    elif resume:
+        ckpt = next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS) if p.is_file() and loads(p)), None)
+    run = _open_run(cfg, run_dir, resume, ckpt, fingerprint, n_params, command, overrides) if rank == 0 else None
     try:
         # trainer
         trainer, checkpoint = build_trainer(cfg, run_dir, run)
         # fit
         started = time.perf_counter()
         with stop_on_ctrl_c(trainer) as interrupted:
-            trainer.fit(
-                module, datamodule=datamodule, ckpt_path=str(run_dir / "checkpoints" / "last.ckpt") if resume else None
-            )
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
         if interrupted:
             # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
             # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
@@ -191,6 +197,7 @@ def _open_run(
     cfg: DictConfig,
     run_dir: Path,
     resume: dict | None,
+    ckpt: Path | None,
     fingerprint: str,
     n_params: int,
     command: str,
@@ -205,7 +212,7 @@ def _open_run(
         # An interrupted run with the same settings: continue it, in the same MLflow run.
         run = run_ref.run_of(resume)
         run.open()
-        print(f"[train] resuming MLflow run {run.run_id} from {run_dir / 'checkpoints' / 'last.ckpt'}", flush=True)
+        print(f"[train] resuming MLflow run {run.run_id} from {ckpt or 'epoch 1'}", flush=True)
     else:
         clear_stale_outputs(run_dir)
         run = start_run(cfg, command, overrides, parent_run_id=sweeps.sweep_parent_id())

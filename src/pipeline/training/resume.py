@@ -21,16 +21,28 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 
 def resumable(run_dir: Path, fingerprint: str) -> dict | None:
-    """The run.json of an unfinished run with the same settings and a last checkpoint, if any."""
+    """The run.json of an unfinished run with the same settings and a checkpoint (last or best), if any."""
     from pipeline.tracking import run_ref
+    from pipeline.training.checkpoint_recovery import has_checkpoint
 
     ref = run_ref.find(run_dir)
-    if ref is None or not (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if ref is None or not has_checkpoint(run_dir / "checkpoints"):
         return None
     return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
 
 
 def clear_stale_outputs(run_dir: Path) -> None:
-    """Checkpoints and history of a finished or different run must not leak into a new one."""
+    """Checkpoints and history of a finished or different run must not leak into a new one.
+
+    A finished run's best checkpoint is in its MLflow run (artifact checkpoints/best.ckpt), so its
+    folder goes; an unfinished run's checkpoints are its only copy: they are kept, renamed."""
+    from pipeline.tracking import run_ref
+    from pipeline.training.checkpoint_recovery import set_aside
+
+    ref = run_ref.find(run_dir)
+    if ref is not None and ref.get("state") == "training":
+        kept = set_aside(run_dir / "checkpoints")
+        if kept is not None:
+            print(f"[train] the unfinished run's checkpoints are kept in {kept}", flush=True)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     (run_dir / "plots" / "history.csv").unlink(missing_ok=True)
