@@ -30,6 +30,7 @@ OPTIONAL_KEYS = frozenset(
         "tracking.log_model",
         "tracking.register",
         "tracking.register_sweep_jobs",
+        "tracking.lock_timeout_s",
     }
 )
 

@@ -211,6 +211,8 @@ def _validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.epoch_size must be null or a positive integer, got {epoch_size!r}.")
     if cfg.data.source == "local" and not cfg.data.local_dir:
         raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
+    if cfg.tracking.get("lock_timeout_s") is not None:
+        _positive(cfg, "tracking.lock_timeout_s", float)
     register = cfg.tracking.get("register", "auto")
     if not (register == "auto" or isinstance(register, bool)):
         raise ConfigError(f"tracking.register must be auto, true or false, got {register!r}.")

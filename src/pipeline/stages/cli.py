@@ -6,9 +6,10 @@ status 2, and no run folder left behind.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, cast
 
@@ -32,9 +33,28 @@ def params_main(argv: Sequence[str] | None, run: Callable[[DictConfig], object],
         refuse(f"usage: python -m {prog} --params params.yaml")
     try:
         cfg = load_params(argv[1])
-        run(cfg)
+        with store_settings(cfg):
+            run(cfg)
     except ConfigError as err:
         refuse(err)
+
+
+@contextlib.contextmanager
+def store_settings(cfg: DictConfig) -> Iterator[None]:
+    """The tracking store's wait for a busy SQLite file, and one clear message, exit 2, when
+    MLflow's own wait (20 s on each write) runs out mid-run: the file, the cause, what to type."""
+    from pipeline.tracking import client, store
+
+    tracking = cfg.get("tracking")
+    client.set_lock_timeout(tracking.get("lock_timeout_s") if tracking is not None else None)
+    store.quiet_lock_tracebacks()
+    try:
+        yield
+    except Exception as err:
+        db = store.sqlite_path(client.resolve_uri(tracking.get("uri") if tracking is not None else None))
+        if db is None or not store.is_lock_error(err):
+            raise
+        raise store.locked(db) from None
 
 
 def _remove_if_empty(run_dir: str) -> None:
@@ -92,7 +112,8 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
         try:
             check_added_keys(typed, cfg)
             validate(cfg)
-            return task(cfg)  # a setting only the task can check (a Trainer argument) stops it the same way
+            with store_settings(cfg):
+                return task(cfg)  # a setting only the task can check (a Trainer argument) stops it the same way
         except ConfigError as err:
             _remove_if_empty(hydra_cfg.runtime.output_dir)
             refuse(err)

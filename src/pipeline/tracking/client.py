@@ -63,6 +63,12 @@ def client(uri: str) -> MlflowClient:
 
 
 _checked_stores: set[str] = set()
+_lock_timeout_s: list[float] = []  # tracking.lock_timeout_s of the command's config, once it is known
+
+
+def set_lock_timeout(seconds: float | None) -> None:
+    """How long a busy SQLite store is waited on before the command stops (store.py)."""
+    _lock_timeout_s[:] = [] if seconds is None else [float(seconds)]
 
 
 def check_store(uri: str) -> None:
@@ -73,7 +79,7 @@ def check_store(uri: str) -> None:
     db = store.sqlite_path(uri)
     if uri in _checked_stores or db is None:
         return
-    store.guard(db)
+    store.guard(db, *_lock_timeout_s)
     if db.is_file() and db.stat().st_size:
         schema.migrate_with_backup(db, uri)
     _checked_stores.add(uri)

@@ -11,6 +11,8 @@ and a 100-byte header read when nothing is due, so every command can afford it:
 * a store shorter than its header says (cut off by a crash or a full disk), or
   no SQLite file at all, stops the command with one message naming the file,
   the problem and the commands that recover it (exit status 2, no traceback);
+* a store that another process is writing to is waited on (tracking.lock_timeout_s, default
+  120 s) with a line that says so, then refused with one message naming the file and the cause;
 * at most once an hour it runs `PRAGMA quick_check` and, if the store is
   healthy, takes a backup with SQLite's online backup API (the last KEEP kept);
 * before MLflow's schema migration runs, a backup is taken (see schema.py).
@@ -18,6 +20,7 @@ and a 100-byte header read when nothing is due, so every command can afford it:
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import struct
@@ -221,13 +224,86 @@ def damaged(db: Path, problem: str) -> StoreError:
     return StoreError(message)
 
 
-def guard(db: Path) -> Path | None:
-    """Stop on a damaged store; take the hourly backup when one is due. Returns a new backup, if any."""
+LOCK_TIMEOUT_S = 120.0  # tracking.lock_timeout_s
+BUSY_CAUSE = "another process is writing to it (the MLflow UI, another job, a sqlite3 shell in a transaction)"
+
+
+def can_write(db: Path, wait_s: float) -> bool:
+    """Whether a write transaction can start within wait_s (SQLite's own busy wait, no polling)."""
+    con = sqlite3.connect(db, timeout=wait_s)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.rollback()
+        return True
+    except sqlite3.OperationalError as err:
+        # Another problem (a read-only file) is not a lock: MLflow reports it in its own words.
+        return "locked" not in str(err) and "busy" not in str(err)
+    finally:
+        con.close()
+
+
+def wait_until_writable(db: Path, timeout_s: float) -> None:
+    """A store that another process holds is waited on, with a line that says so, rather than
+    failed on mid-run; after timeout_s, one message names the file and the likely cause."""
+    if can_write(db, min(1.0, timeout_s)):
+        return
+    print(
+        f"[tracking] {db} is busy: {BUSY_CAUSE}; waiting up to {timeout_s:.0f} s (tracking.lock_timeout_s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if can_write(db, max(timeout_s - 1.0, 0.0)):
+        print(f"[tracking] {db} is free again", file=sys.stderr, flush=True)
+        return
+    raise locked(db, timeout_s)
+
+
+def locked(db: Path, waited_s: float | None = None) -> StoreError:
+    waited = f" for {waited_s:.0f} s" if waited_s is not None else ""
+    message = (
+        f"the run store {db} stayed locked{waited}: {BUSY_CAUSE}. Let it finish or stop it, then run the "
+        "same command again (an interrupted training resumes); tracking.lock_timeout_s=<seconds> waits longer."
+    )
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return StoreError(message)
+
+
+def is_lock_error(err: BaseException) -> bool:
+    """Whether SQLite's "database is locked" is behind err (MLflow wraps it in its own errors)."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if "database is locked" in str(cur):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+class _LockErrorsAreOurs(logging.Filter):
+    """MLflow logs each failed write with its traceback (logger mlflow.store.db.utils) before
+    raising; a lock is reported once, by `locked`, so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        return err is None or not is_lock_error(err)
+
+
+def quiet_lock_tracebacks() -> None:
+    target = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, _LockErrorsAreOurs) for f in target.filters):
+        target.addFilter(_LockErrorsAreOurs())
+
+
+def guard(db: Path, lock_timeout_s: float = LOCK_TIMEOUT_S) -> Path | None:
+    """Stop on a damaged store; wait for a busy one; take the hourly backup when one is due.
+    Returns a new backup, if any."""
     if not db.is_file():
         return None  # MLflow creates it
     problem = header_problem(db)
     if problem:
         raise damaged(db, problem)
+    wait_until_writable(db, lock_timeout_s)
     if db.stat().st_size == 0 or not backup_due(db):
         return None
     problems = integrity_problems(db, quick=True)
