@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the virtual environment (if missing) and install the project into it.
-#   bash scripts/setup.sh            what the pipeline needs to run (dvc repro, sweeps, the UI, predict)
+#   bash scripts/setup.sh            what the pipeline needs to run (dvc repro, sweeps, the UI, predict,
+#                                    the vega scripts of dvc plots pages: scripts/fetch-plot-scripts.sh)
 #   bash scripts/setup.sh --test     also the test tools ([test] extras) and the services the tests
 #                                    drive (chromium, PostgreSQL: scripts/install-test-services.sh)
 #   bash scripts/setup.sh --dry-run  say what would be installed; change nothing (pip install --dry-run)
@@ -15,7 +16,7 @@ for arg in "$@"; do
   case "$arg" in
     --test) TEST=1 ;;
     --dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $arg (use --test and/or --dry-run; --help explains them)" >&2; exit 2 ;;
   esac
 done
@@ -64,6 +65,7 @@ if [ "$DRY" = 1 ]; then
   echo "[setup] what pip would install into $VENV for $target (nothing is changed):"
   "${PIP[@]}" install --dry-run --progress-bar off -c constraints.txt -e "$target" | grep -E "^(Would install|ERROR)" ||
     echo "[setup] nothing to install: $VENV is up to date"
+  echo "[setup] then: bash scripts/fetch-plot-scripts.sh"
   if [ "$TEST" = 1 ]; then echo "[setup] then: bash scripts/install-test-services.sh"; fi
   exit 0
 fi
@@ -71,6 +73,9 @@ run "${PIP[@]}" install --upgrade --quiet pip
 # No --quiet: pip names each package as it is collected and downloaded (torch alone is large).
 echo "[setup] installing the project ($target); the first time takes a few minutes"
 run "${PIP[@]}" install --progress-bar on -c constraints.txt -e "$target"
+# vega for `dvc plots show` pages, so they draw offline; without it they need the network.
+run bash scripts/fetch-plot-scripts.sh ||
+  echo "[setup] warning: could not fetch the plot scripts; dvc plots show needs the network until bash scripts/fetch-plot-scripts.sh succeeds"
 if [ "$TEST" = 1 ]; then
   run bash scripts/install-test-services.sh
 fi

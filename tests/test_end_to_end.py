@@ -12,6 +12,7 @@ from conftest import PROJECT, run_module
 from mlflow.tracking import MlflowClient
 
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
+TEST = ("acc", "loss", "ece")  # metrics.json's keys under "test" (pipeline/common/headline.py)
 
 
 def _only_run(uri):
@@ -47,9 +48,11 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert "GPU available" in said and "litlogger" not in said and "LeafSpec" not in said
 
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "details" / "metrics.json").read_text())
     assert 0.80 < metrics["test"]["acc"] <= 1.0
     assert metrics["model"]["parameters"] == 109_386
+    # The DVC metric holds the headline only: one column each in `dvc exp show`.
+    assert json.loads((run_dir / "metrics.json").read_text()) == {"test": {k: metrics["test"][k] for k in TEST}}
     assert len((run_dir / "plots" / "history.csv").read_text().splitlines()) == 3
     assert len((run_dir / "plots" / "confusion.csv").read_text().splitlines()) == 10001
 
@@ -106,8 +109,10 @@ def test_robustness_stage_measures_and_logs_into_the_same_run(tiny_run, mnist_ro
         cwd=run_dir.parent,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((run_dir / "robustness.json").read_text())
+    result = json.loads((run_dir / "details" / "robustness.json").read_text())
     assert result["images"] == 500
+    headline = {k: result["adversarial"][k] for k in ("pgd_eps0.1", "pgd_eps0.3")}
+    assert json.loads((run_dir / "robustness.json").read_text()) == headline  # the DVC metric
     clean = result["clean"]["acc"]
     # Brittleness, measured: PGD at eps 0.1 costs the MLP most of its accuracy, eps 0.3 all of it.
     assert result["adversarial"]["pgd_eps0.1"] < clean - 0.3
@@ -253,7 +258,7 @@ def test_dvc_exp_run_switches_the_model_through_hydra(tmp_path, idx_dir):
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Running stage 'robustness'" not in out.stdout
-    metrics = json.loads((project / "outputs/main/metrics.json").read_text())
+    metrics = json.loads((project / "outputs/main/details/metrics.json").read_text())
     assert metrics["model"]["name"] == "linear"
     _, run = _only_run(f"sqlite:///{project}/mlflow.db")
     assert run.data.params["model.activation"] == "identity"

@@ -51,6 +51,7 @@ def test_main_job_installs_runtime_dependencies_only_and_shows_pips_progress(tmp
     installs = [c for c in calls if c.startswith("-m pip install") and "-e" in c.split()]
     assert installs == ["-m pip install --progress-bar on -c constraints.txt -e ."]
     assert "install-test-services" not in out.stdout
+    assert "[setup] bash scripts/fetch-plot-scripts.sh" in out.stdout  # dvc plots pages draw offline
 
 
 def test_test_option_adds_the_test_extras(tmp_path):

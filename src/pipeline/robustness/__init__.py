@@ -16,7 +16,7 @@ Submodules (imported on demand so that ``import pipeline.robustness`` stays chea
 - ``literature``   robust accuracy measured the way the adversarial-training papers report it
 - ``trades``       the TRADES loss
 - ``measures``     the robustness stage's measurements, from plain arguments
-- ``summary``      one typed record of them: robustness.json keys and MLflow names from one place
+- ``summary``      one typed record of them: the details' keys and MLflow names from one place
 - ``names``        the names of attacks, corruptions and shifts, torch-free
 - ``mnist_c_files`` the official MNIST-C release read from its files
 """

@@ -1,8 +1,9 @@
 """What the robustness stage measured, as typed records.
 
-robustness.json's keys ("pgd_eps0.1", "eps0.3") and the MLflow metric names
+The keys of details/robustness.json ("pgd_eps0.1", "eps0.3") and the MLflow metric names
 ("robust/pgd_acc_eps0.1") are both produced here, from the same record, so the two never
-drift apart and nothing parses a key back.
+drift apart and nothing parses a key back. robustness.json, the DVC metric, keeps only the
+headline keys (common/headline.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.common import headline
 from pipeline.common import metric_names as names
 
-SUMMARY_EPS = (0.1, 0.3)  # the attack strengths robustness.json and the report quote
+SUMMARY_EPS = headline.HEADLINE_EPS  # the attack strengths the details and the report quote
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,8 @@ class AttackPoint:
 
     @property
     def key(self) -> str:
-        """robustness.json's key under "adversarial"."""
-        return f"{self.attack}_eps{self.eps:g}"
+        """details/robustness.json's key under "adversarial"."""
+        return headline.attack_key(self.attack, self.eps)
 
     @property
     def metric(self) -> str:
@@ -42,7 +44,7 @@ class AutoAttackPoint:
 
     @property
     def key(self) -> str:
-        """robustness.json's key under "autoattack"."""
+        """details/robustness.json's key under "autoattack"."""
         return f"eps{self.eps:g}"
 
     @property
@@ -71,7 +73,7 @@ def summary_points(points: Sequence[AttackPoint], attacks: Sequence[str]) -> lis
 
 @dataclass
 class Robustness:
-    """Everything the robustness stage measured: robustness.json, the curves and examples behind it."""
+    """Everything the robustness stage measured: its details file, the curves and examples behind it."""
 
     profile: str
     images: int
@@ -95,7 +97,7 @@ class Robustness:
         return min(self.corruptions, key=lambda row: row["accuracy"])
 
     def to_json(self) -> dict:
-        """robustness.json (DVC metrics): its layout is what the report and users' scripts read."""
+        """details/robustness.json: its layout is what the report and users' scripts read."""
         worst, rows = self.worst_corruption, self.corruptions
         return {
             "profile": self.profile,

@@ -3,9 +3,10 @@
     python -m pipeline.stages.evaluate --params params.yaml              # the DVC stage
     python -m pipeline.stages.evaluate run_dir=outputs/runs/<a run>      # any earlier Hydra run
 
-Reads <run_dir>/run.json and the best checkpoint; writes <run_dir>/metrics.json,
-<run_dir>/plots/{confusion,reliability}.csv and figures/*.png, and logs all of
-it into the MLflow run that trained the model.
+Reads <run_dir>/run.json and the best checkpoint; writes <run_dir>/metrics.json (the
+headline figures DVC tracks: test accuracy, loss, ECE), <run_dir>/details/metrics.json
+(those and per-class precision/recall, the model's size), <run_dir>/plots/{confusion,reliability}.csv
+and figures/*.png, and logs all of it into the MLflow run that trained the model.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @dataclass
 class Evaluation:
-    """What the evaluate stage measured: metrics.json's content and the data behind its plots."""
+    """What the evaluate stage measured: details/metrics.json's content and the data behind its plots."""
 
     result: dict
     labels: list[int]
@@ -99,7 +100,7 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
 
 
 def mlflow_metrics(result: dict) -> dict[str, float]:
-    """metrics.json as the flat names the MLflow run carries (see metric_names.py)."""
+    """details/metrics.json as the flat names the MLflow run carries (see metric_names.py)."""
     from pipeline.common import metric_names as names
 
     test = result["test"]
@@ -111,15 +112,16 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
 
 
 def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
-    """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
-    from pipeline.common import atomic, plots
+    """Write metrics.json and its details, the plot data and figures, and log the same numbers into the model's run."""
+    from pipeline.common import atomic, headline, plots
     from pipeline.nn import filters
     from pipeline.tracking.runs import recording
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
-    metrics_path = run_dir / "metrics.json"
-    atomic.write_json(metrics_path, result)
+    details_path, metrics_path = run_dir / headline.EVALUATION_DETAILS, run_dir / headline.EVALUATION_METRICS
+    atomic.write_json(details_path, result)
+    atomic.write_json(metrics_path, headline.evaluation_headline(result))
     plot_dir, fig_dir = run_dir / "plots", run_dir / "figures" / "evaluation"
     plots.write_csv(
         plot_dir / "confusion.csv",
@@ -135,7 +137,7 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
 
     with recording(run):
         run.log_metrics(mlflow_metrics(result))
-        run.log_artifact(metrics_path, "evaluation")
+        run.log_artifact(details_path, "evaluation")  # every figure: evaluation/metrics.json
         for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
             if path.exists():
                 run.log_artifact(path, "evaluation")
@@ -148,7 +150,7 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
         )
     print(
         f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
-        f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
+        f"wrote {metrics_path}, {details_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
         flush=True,
     )
     from pipeline.config.model_policy import model_policy

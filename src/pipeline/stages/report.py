@@ -4,7 +4,7 @@
     python -m pipeline.stages.report --params params.yaml    # the same, by hand
 
 Reads reports/results/*.json (left by the preset sweeps, see claims/results.py) and the
-DVC pipeline's own metrics; writes reports/report.md, reports/report.html and
+DVC pipeline's own measurements (<run_dir>/details/); writes reports/report.md, reports/report.html and
 reports/figures/, and logs them to MLflow as one `report` run.
 """
 
@@ -19,7 +19,7 @@ from pipeline.claims import render
 from pipeline.claims.catalogue import all_claims, load_remedy, load_results
 from pipeline.claims.figures import FIGURES
 from pipeline.claims.model import Figure
-from pipeline.common import atomic
+from pipeline.common import atomic, headline
 
 
 def _read_json(path: Path) -> dict | None:
@@ -30,7 +30,7 @@ def build(cfg: DictConfig) -> dict[str, Path]:
     out_dir = Path(cfg.report.dir)
     results = load_results(cfg.report.results_dir)
     run_dir = Path(cfg.run_dir)
-    claims = all_claims(results, _read_json(run_dir / "robustness.json"), load_remedy(cfg.report.results_dir))
+    claims = all_claims(results, _read_json(run_dir / headline.ROBUSTNESS_DETAILS), load_remedy(cfg.report.results_dir))
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     figure_paths = {}
@@ -38,7 +38,7 @@ def build(cfg: DictConfig) -> dict[str, Path]:
         for detail in c.details:
             if isinstance(detail, Figure):
                 figure_paths[detail.key] = FIGURES[detail.key](c.data, figure_dir / f"{detail.key}.png")
-    blocks = render.page(claims, _read_json(run_dir / "metrics.json"), figure_paths)
+    blocks = render.page(claims, _read_json(run_dir / headline.EVALUATION_DETAILS), figure_paths)
     written = {}
     for name, text in (("report.md", render.to_markdown(blocks)), ("report.html", render.to_html(blocks))):
         path = out_dir / name

@@ -5,7 +5,8 @@
     python -m pipeline.stages.robustness run_dir=... robustness=quick         # small subsets
 
 Reads <run_dir>/run.json and the best checkpoint. Writes <run_dir>/robustness.json
-(DVC metrics), curves under <run_dir>/plots/robustness/ (DVC plots), figures under
+(DVC metrics: PGD accuracy at the headline radii), every figure in <run_dir>/details/robustness.json,
+curves under <run_dir>/plots/robustness/ (DVC plots), figures under
 <run_dir>/figures/robustness/, and logs everything into the model's MLflow run.
 """
 
@@ -145,16 +146,17 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
 
 
 def record(cfg: DictConfig, run, m: Robustness) -> None:
-    """Write robustness.json, the curves and figures, and log the same numbers into the model's run."""
-    from pipeline.common import atomic, plots
+    """Write robustness.json and its details, the curves and figures, and log the same numbers into the model's run."""
+    from pipeline.common import atomic, headline, plots
     from pipeline.robustness.measures import log
     from pipeline.robustness.summary import curve_rows
     from pipeline.tracking.runs import recording
 
     run_dir = Path(cfg.run_dir)
     result, severity = m.to_json(), m.severity
-    out_json = run_dir / "robustness.json"
-    atomic.write_json(out_json, result)
+    out_json, details_json = run_dir / headline.ROBUSTNESS_METRICS, run_dir / headline.ROBUSTNESS_DETAILS
+    atomic.write_json(details_json, result)
+    atomic.write_json(out_json, headline.robustness_headline(result))
     plot_dir, fig_dir = run_dir / "plots" / "robustness", run_dir / "figures" / "robustness"
     files = [
         plots.write_csv(plot_dir / "adversarial.csv", curve_rows(m.curve)),
@@ -185,7 +187,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
         for name, value, step in m.curve_metrics():  # the curve as a chart in the UI: step = eps x 100
             run.log_metrics({name: value}, step=step)
         run.set_tags({"robustness.profile": m.profile, "shift.worst_corruption": result["mnist_c"]["worst"]})
-        run.log_artifact(out_json, "robustness")
+        run.log_artifact(details_json, "robustness")  # every figure: robustness/robustness.json
         for path in files:
             run.log_artifact(path, "robustness")
     auto, ood, mc = result["autoattack"], result["ood_auroc"], result["mnist_c"]
@@ -196,7 +198,7 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
         + f" | MNIST-C mean {mc['mean_acc']:.4f}, worst {mc['worst']} "
         f"{mc['worst_acc']:.4f} | Fashion-MNIST AUROC {ood['fashion_mnist']:.4f}"
     )
-    log(f"wrote {out_json}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}")
+    log(f"wrote {out_json}, {details_json}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}")
 
 
 def main(argv=None) -> None:
