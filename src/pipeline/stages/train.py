@@ -280,14 +280,23 @@ def run_hydra(cfg: DictConfig) -> float:
 
     overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed
     command = "python -m pipeline.stages.train " + " ".join(shlex.quote(o) for o in overrides)
-    with one_ddp_job(cfg):
-        result = fit(cfg, command.strip(), overrides)
-    if not result:
-        return float("nan")
-    for stage in stages_after_training(cfg):
-        module, _, function = STAGES[stage][1].partition(":")
-        # By name: the DVC train stage never runs the stages after it (see stages/order.py).
-        getattr(importlib.import_module(module), function)(cfg)
+    try:
+        with one_ddp_job(cfg):
+            result = fit(cfg, command.strip(), overrides)
+        if not result:
+            return float("nan")
+        for stage in stages_after_training(cfg):
+            module, _, function = STAGES[stage][1].partition(":")
+            # By name: the DVC train stage never runs the stages after it (see stages/order.py).
+            getattr(importlib.import_module(module), function)(cfg)
+    except BaseException as err:
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from pipeline.stages.resume_command import announce
+
+        if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # one line, from one process
+            announce(cfg.run_dir, overrides, err)
+        raise
     return result["val/acc"]
 
 
