@@ -137,6 +137,43 @@ def test_signature_describes_the_answer_and_the_logged_example_serves(registered
     np.testing.assert_allclose([list(r.values()) for r in as_uint8], [list(r.values()) for r in as_float64])
 
 
+@pytest.mark.parametrize("loader", ["pipeline.nn.packaged", "pipeline.packaged_model"])
+def test_versions_logged_with_an_earlier_loader_name_still_load_and_answer_digits(registered, tmp_path, loader):
+    """A model whose MLmodel names a loader module of earlier releases, logged as they did it (float32
+    tensor signature): the registry still gives the nn.Module, and MLflow's pyfunc the digits."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from pipeline.config.settings import compose
+    from pipeline.nn import packaged
+    from pipeline.tracking.client import client
+    from pipeline.tracking.models import fluent_store
+    from pipeline.tracking.registry import load_model
+    from pipeline.tracking.runs import experiment_id
+
+    uri, run_id, _, xt, _, logits = registered
+    model_cfg = OmegaConf.to_container(compose().model, resolve=True)
+    data = packaged.save(load_model(f"runs:/{run_id}/model", uri), model_cfg, tmp_path / "weights")
+    c = client(uri)
+    earlier = c.create_run(experiment_id(c, "mnist", uri)).info.run_id
+    with fluent_store(uri), mlflow.start_run(run_id=earlier):
+        signature = infer_signature(xt.numpy(), logits.numpy())
+        mlflow.pyfunc.log_model(  # requirements given, as earlier releases did: no inference subprocess
+            name="model",
+            loader_module=loader,
+            data_path=str(data),
+            signature=signature,
+            pip_requirements=["torch"],
+            input_example=xt[:2].numpy(),
+        )
+    with torch.no_grad():
+        assert torch.allclose(load_model(f"runs:/{earlier}/model", uri)(xt), logits, atol=1e-5)
+    with fluent_store(uri):
+        served = mlflow.pyfunc.load_model(f"runs:/{earlier}/model").predict(xt.numpy())
+    assert (served["digit"].to_numpy() == logits.argmax(1).numpy()).all()
+
+
 @pytest.mark.slow
 def test_art_pgd_attacks_the_loaded_champion(registered):
     """IBM ART's PGD on the registry's nn.Module, unwrapped: perturbations stay within eps, and they work."""
