@@ -7,9 +7,10 @@ model from a stranger cannot run code when it is loaded, and what comes back
 is an ordinary `nn.Module` (`.eval()`, `.train()`, gradients: attack libraries
 such as IBM ART take it as it is).
 
-MLflow finds this module through the model's MLmodel file (`loader_module`),
-so `mlflow.pyfunc.load_model(...)` serves it too: numpy (N, 1, 28, 28) in
-[0, 1] -> logits (N, 10).
+MLflow serves a folder through the python_function loader its MLmodel file names
+(`loader_module`): pipeline.tracking.serving for versions logged now, this module for
+versions logged before it. Both answer as `DigitPredictor` does: images in any form
+pipeline.nn.image_input accepts -> a DataFrame with the digit and its ten probabilities.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 WEIGHTS = "weights.pt"
 CONFIG = "model.json"
-# The loader module an MLmodel file names: this one, or the name it had before the package layout
-# (pipeline/packaged_model.py still answers to it, so models registered then load and serve).
+# The loader modules of versions logged before pipeline/tracking/serving.py: this one, and the name it
+# had before the package layout (pipeline/packaged_model.py still answers to it). They load and serve.
 LOADER_MODULES = frozenset({__name__, "pipeline.packaged_model"})
 
 
@@ -56,20 +57,36 @@ def load(folder: str | Path):
     return model.eval()
 
 
-class _Predictor:
-    """What `mlflow.pyfunc.load_model` wraps: numpy images in, numpy logits out."""
+DIGIT = "digit"
+PROBABILITIES = tuple(f"p{k}" for k in range(10))
+
+
+class DigitPredictor:
+    """What `mlflow.pyfunc.load_model` wraps: images in, one row per image out.
+
+    The answer is a DataFrame with the columns `digit` (int64, the most probable class) and
+    `p0`..`p9` (float64, the softmax probabilities): MLflow's server writes a DataFrame as JSON
+    records, `{"predictions": [{"digit": 7, "p0": ..., "p9": ...}]}`, named, one flat object a
+    digit. Bad images raise image_input.ImageInputError (a ValueError).
+    """
 
     def __init__(self, model):
         self.model = model
 
     def predict(self, data, params=None):
-        import numpy as np
+        import pandas as pd
         import torch
 
+        from pipeline.nn.image_input import to_model_input
+
         with torch.no_grad():
-            return self.model(torch.as_tensor(np.asarray(data, dtype=np.float32))).numpy()
+            logits = self.model(torch.from_numpy(to_model_input(data))).double()
+        probabilities = torch.softmax(logits, 1).numpy()
+        answer = pd.DataFrame(probabilities, columns=list(PROBABILITIES))
+        answer.insert(0, DIGIT, probabilities.argmax(1).astype("int64"))
+        return answer
 
 
 def _load_pyfunc(data_path: str):
-    """MLflow's entry point for the python_function flavour (see MLmodel's `loader_module`)."""
-    return _Predictor(load(data_path))
+    """MLflow's entry point for versions whose MLmodel names this module as `loader_module`."""
+    return DigitPredictor(load(data_path))

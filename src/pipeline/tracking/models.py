@@ -1,8 +1,8 @@
 """Model I/O: log a model into a run (and register it), fetch a logged or registered model's folder.
 
 A model is logged as weights + config (pipeline.nn.packaged, no pickled code): a python_function
-model whose MLmodel names `pipeline.nn.packaged` as its loader, so MLflow's pyfunc serves it and
-`pipeline.tracking.registry.load_model` returns the nn.Module.
+model whose MLmodel names `pipeline.tracking.serving` as its loader, so MLflow's pyfunc serves it
+(images in, `digit` and `p0`..`p9` out) and `pipeline.tracking.registry.load_model` returns the nn.Module.
 """
 
 from __future__ import annotations
@@ -59,25 +59,19 @@ def log_model(
     from importlib.metadata import version as installed
 
     import mlflow.pyfunc
-    import numpy as np
-    import torch
-    from mlflow.models import infer_signature
 
     from pipeline.nn import packaged as packaged_model
+    from pipeline.tracking import serving
 
-    example = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
-    with torch.no_grad():
-        output = model.eval()(torch.from_numpy(example)).numpy()
-    signature = infer_signature(example, output)
-    requirements = [f"{name}=={installed(name)}" for name in ("torch", "numpy", "mlflow")]
+    requirements = [f"{name}=={installed(name)}" for name in ("torch", "numpy", "pandas", "mlflow")]
     with fluent_store(uri), tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         data = packaged_model.save(model, model_cfg, Path(tmp) / "weights")
         info = mlflow.pyfunc.log_model(
             name="model",
-            loader_module="pipeline.nn.packaged",
+            loader_module=serving.LOADER,
             data_path=str(data),
-            signature=signature,
-            input_example=example,
+            signature=serving.signature(),
+            input_example=serving.input_example(),
             pip_requirements=requirements,
             registered_model_name=registered_name,
         )

@@ -44,14 +44,14 @@ def load_model(model_uri: str, tracking_uri: str | None = None):
     import yaml
 
     from pipeline.nn import packaged as packaged_model
-    from pipeline.tracking import models
+    from pipeline.tracking import models, serving
 
     uri = resolve_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         folder = models.download_model(uri, model_uri, tmp)
         flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
         pyfunc = flavors.get("python_function", {})
-        if pyfunc.get("loader_module") in packaged_model.LOADER_MODULES:
+        if pyfunc.get("loader_module") in serving.LOADER_MODULES:
             return packaged_model.load(folder / pyfunc["data"])
         if "pytorch" in flavors:
             return models.load_exported_model(folder)
