@@ -11,6 +11,8 @@ import pytest
 from conftest import PROJECT, run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
 
 
@@ -59,7 +61,7 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert run.data.params["model.hidden"] == "[128, 64]" and run.data.params["data.train_subset"] == "2000"
     assert run.data.params["model.parameters"] == "109386"
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test"]["acc"])
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))] == [1, 2]
     assert run.data.tags["model"] == "mlp" and run.data.tags["git.commit"]
     assert "python -m pipeline.stages.train" in run.data.tags["mlflow.note.content"]
     assert run.info.run_name.startswith("mlp-128x64-relu-adam0.001-s42-")
