@@ -82,9 +82,12 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
     client, run = _only_run(uri)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
-    (entry,) = run.inputs.dataset_inputs
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"mnist", "mnist-test"}  # trained on; evaluated on (tests/test_model_metrics.py)
+    entry = inputs["mnist"]
     assert (entry.dataset.name, entry.dataset.digest) == ("mnist", dataset_digest())
     assert [(t.key, t.value) for t in entry.tags] == [("mlflow.data.context", "training")]
+    assert [(t.key, t.value) for t in inputs["mnist-test"].tags] == [("mlflow.data.context", "evaluation")]
     profile = json.loads(entry.dataset.profile)
     assert profile["num_rows"] == {"train": 2000, "validation": 5000, "test": 10000}
     assert profile["official_sha256"] == IDX_SHA256
