@@ -68,6 +68,24 @@ def test_mlflow_names_map_back_to_the_project_names():
     assert len({names.mlflow_name(n) for n in LOGGED}) == len(LOGGED)
 
 
+def test_run_writes_the_shown_names_and_reads_back_older_runs_too(tmp_path):
+    """Run.log_metrics writes what MLflow shows; Run.metric_history reads by the project's name, also
+    from a run logged under that name before the mapping (a store people already have)."""
+    from mlflow.entities import Metric
+
+    from pipeline.tracking.client import client
+    from pipeline.tracking.runs import create_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    new, old = (create_run(uri, "mnist", name, {}) for name in ("new", "old"))
+    for epoch, acc in ((1, 0.5), (2, 0.75)):
+        new.log_metrics({names.VAL_ACC: acc, names.VAL_BEST_ACC: acc}, step=epoch)
+        client(uri).log_batch(old.run_id, metrics=[Metric(names.VAL_ACC, acc, 0, epoch)])
+    assert set(new.get().data.metrics) == {"curves/val/acc", "val/best_acc"}
+    assert new.metric_history(names.VAL_ACC) == old.metric_history(names.VAL_ACC) == [0.5, 0.75]
+    assert new.logged_model_id() is None  # no model logged: the numbers go to the run alone
+
+
 def test_each_robustness_number_names_the_data_it_was_measured_on():
     from pipeline.data.mnist import test_split_record
     from pipeline.robustness.eval_datasets import dataset_key, fashion_record, mnist_c_record

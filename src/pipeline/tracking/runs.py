@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pipeline.common.metric_names import mlflow_name, project_name
+from pipeline.common.metric_names import mlflow_name
 from pipeline.tracking.client import artifact_location, client, resolve_uri
 from pipeline.tracking.interrupts import ctrl_c_after_write
 from pipeline.tracking.provenance import git_state, hydra_tags, run_name, system_tags
@@ -177,10 +177,6 @@ class Run:
         c = client(self.uri)
         history = c.get_metric_history(self.run_id, mlflow_name(key)) or c.get_metric_history(self.run_id, key)
         return [m.value for m in sorted(history, key=lambda m: m.step)]
-
-    def metrics(self) -> dict[str, float]:
-        """The run's latest metric values under the project's names (metric_names.project_name)."""
-        return {project_name(k): v for k, v in self.get().data.metrics.items()}
 
     def logged_model_id(self) -> str | None:
         """The id of the model this run logged (MLflow 3's LoggedModel, `m-...`); None when it logged none."""
