@@ -14,6 +14,8 @@ import pytest
 from conftest import run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 SMALL = ["data.train_subset=2000", "data.batch_size=50", "trainer.max_epochs=4", "tracking.log_model=false"]
 
 
@@ -52,7 +54,7 @@ def _only_run_finished_all_epochs(tmp_path, run_dir):
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert [r.info.run_id for r in runs] == [json.loads((run_dir / "run.json").read_text())["run_id"]]
     assert runs[0].info.status == "FINISHED"
-    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "val/acc")) == 4
+    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, mlflow_name("val/acc"))) == 4
     assert (run_dir / "metrics.json").is_file()
 
 

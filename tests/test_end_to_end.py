@@ -11,6 +11,8 @@ import pytest
 from conftest import PROJECT, run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2", "data.batch_size=100"]
 TEST = ("acc", "loss", "ece")  # metrics.json's keys under "test" (pipeline/common/headline.py)
 
@@ -62,7 +64,7 @@ def test_hydra_run_trains_evaluates_and_tracks_everything(tiny_run):
     assert run.data.params["model.hidden"] == "[128, 64]" and run.data.params["data.train_subset"] == "2000"
     assert run.data.params["model.parameters"] == "109386"
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test"]["acc"])
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))] == [1, 2]
     assert run.data.tags["model"] == "mlp" and run.data.tags["git.commit"]
     assert "python -m pipeline.stages.train" in run.data.tags["mlflow.note.content"]
     assert run.info.run_name.startswith("mlp-128x64-relu-adam0.001-s42-")
@@ -83,9 +85,12 @@ def test_run_carries_the_dataset_and_mlflows_standard_tags(tiny_run):
     client, run = _only_run(uri)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
-    (entry,) = run.inputs.dataset_inputs
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"mnist", "mnist-test"}  # trained on; evaluated on (tests/test_model_metrics.py)
+    entry = inputs["mnist"]
     assert (entry.dataset.name, entry.dataset.digest) == ("mnist", dataset_digest())
     assert [(t.key, t.value) for t in entry.tags] == [("mlflow.data.context", "training")]
+    assert [(t.key, t.value) for t in inputs["mnist-test"].tags] == [("mlflow.data.context", "evaluation")]
     profile = json.loads(entry.dataset.profile)
     assert profile["num_rows"] == {"train": 2000, "validation": 5000, "test": 10000}
     assert profile["official_sha256"] == IDX_SHA256

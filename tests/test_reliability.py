@@ -11,6 +11,8 @@ import pytest
 from conftest import run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 SMALL = ["data.train_subset=3000", "data.batch_size=50", "trainer.max_epochs=4", "tracking.log_model=false"]
 
 
@@ -93,7 +95,7 @@ def test_killed_training_resumes_in_the_same_run_with_the_same_result(tmp_path, 
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].info.run_id == json.loads((run_dir / "run.json").read_text())["run_id"]
-    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, "val/acc")) == 4
+    assert max(m.step for m in client.get_metric_history(runs[0].info.run_id, mlflow_name("val/acc"))) == 4
 
 
 @pytest.mark.slow
@@ -167,7 +169,7 @@ def test_interrupted_training_ends_killed_and_keeps_what_it_logged(tmp_path, mni
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert run.info.status == "KILLED"
-    assert len(client.get_metric_history(run.info.run_id, "val/acc")) >= 1  # what was logged stays
+    assert len(client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))) >= 1  # what was logged stays
 
 
 class _InterruptedOnWrite:
@@ -249,7 +251,7 @@ def test_ctrl_c_inside_a_store_write_waits_for_it_and_the_run_still_ends_killed(
     Run(uri, run_id).end(end_status(KeyboardInterrupt()))
     run = c.get_run(run_id)
     assert run.info.status == "KILLED"
-    assert run.data.metrics == {"val/acc": 0.5, "val/loss": 1.0}  # the whole write, not half of it
+    assert run.data.metrics == {"curves/val/acc": 0.5, "curves/val/loss": 1.0}  # the whole write, not half of it
 
 
 def test_a_second_ctrl_c_stops_a_held_write_at_once(python_ctrl_c):

@@ -12,6 +12,7 @@ import pytest
 from conftest import run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
 from pipeline.stages.resume_command import command_line
 
 
@@ -67,5 +68,5 @@ def test_ctrl_c_ends_with_the_resume_command_and_that_command_finishes_the_same_
     assert "to resume" not in again.stderr
     (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert run.info.status == "FINISHED"
-    assert max(m.step for m in client.get_metric_history(run.info.run_id, "val/acc")) == 3
+    assert max(m.step for m in client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))) == 3
     assert Path(run_dir, "metrics.json").is_file()

@@ -18,6 +18,8 @@ import slurm_cluster
 from conftest import need, run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 pytestmark = pytest.mark.slow
 TINY = ["data.train_subset=1000", "trainer.max_epochs=1", "tracking.log_model=false", "evaluate.batch_size=5000"]
 SMALL_JOBS = ["hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=15"]
@@ -209,7 +211,7 @@ def test_cancelled_job_ends_killed_and_resumes_into_the_same_run(cluster, tmp_pa
     client = MlflowClient(uri)
     assert ref["state"] == "training"
     assert client.get_run(ref["run_id"]).info.status == "KILLED", (tmp_path / "first.log").read_text()[-3000:]
-    done_epochs = len(client.get_metric_history(ref["run_id"], "val/acc"))
+    done_epochs = len(client.get_metric_history(ref["run_id"], mlflow_name("val/acc")))
     assert 1 <= done_epochs < 6
 
     second = sbatch(cluster, tmp_path, args, "second.log")
@@ -221,5 +223,5 @@ def test_cancelled_job_ends_killed_and_resumes_into_the_same_run(cluster, tmp_pa
     assert after["run_id"] == ref["run_id"] and after["state"] == "completed"
     run = client.get_run(ref["run_id"])
     assert run.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(ref["run_id"], "val/acc")] == [1, 2, 3, 4, 5, 6]
+    assert [m.step for m in client.get_metric_history(ref["run_id"], mlflow_name("val/acc"))] == [1, 2, 3, 4, 5, 6]
     assert len(client.search_runs([run.info.experiment_id])) == 1

@@ -10,6 +10,8 @@ import pytest
 from conftest import run_module
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
+
 SMALL = ["data.train_subset=1000", "data.batch_size=100", "trainer.max_epochs=3", "tracking.log_model=false"]
 HOLD = "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(float(sys.argv[2]))"  # noqa: E501
 
@@ -121,4 +123,4 @@ def test_a_lock_held_mid_run_past_mlflows_wait_stops_cleanly_and_the_same_comman
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert run.info.status == "FINISHED"
-    assert max(m.step for m in client.get_metric_history(run.info.run_id, "val/acc")) == 4
+    assert max(m.step for m in client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))) == 4

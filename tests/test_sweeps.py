@@ -6,6 +6,7 @@ import pytest
 from conftest import free_port, run_module, serving
 from mlflow.tracking import MlflowClient
 
+from pipeline.common.metric_names import mlflow_name
 from pipeline.stages.ui import server_env
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
@@ -43,7 +44,7 @@ def _check_parent_and_children(uri, n):
     for child in children:  # complete, not just present
         assert child.info.status == "FINISHED"
         assert 0.1 < child.data.metrics["test/acc"] <= 1.0
-        assert len(client.get_metric_history(child.info.run_id, "val/acc")) == 1
+        assert len(client.get_metric_history(child.info.run_id, mlflow_name("val/acc"))) == 1
         assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, need, run_module, serving
 
+from pipeline.common.metric_names import mlflow_name
 from pipeline.stages.ui import server_env
 
 PASSWORD = "mlflow-test-only"
@@ -161,7 +162,7 @@ def test_training_logs_to_a_postgresql_backed_server_by_one_uri(mlflow_server, p
     assert run.info.run_name.startswith("mlp-128x64-relu-adam0.001-s42-")
     assert run.data.params["data.train_subset"] == "2000" and run.data.params["tracking.uri"] == "None"
     assert 0.7 < run.data.metrics["test/acc"] <= 1.0
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/acc")] == [1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, mlflow_name("val/acc"))] == [1]
     assert "python -m pipeline.stages.train" in run.data.tags["mlflow.note.content"]
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/confusion.png" in listed

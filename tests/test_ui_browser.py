@@ -1,7 +1,8 @@
 """The MLflow UI, driven in a real headless Chromium: the experiment opens on its list of training runs
 (from the link `pipeline-ui` prints, and by hand through the UI's "Model training" switch), then a run
-with its parameters, a metric chart and an image artifact, then two runs compared. Screenshots of
-every step go to test-artifacts/ui-browser/.
+with its parameters, its metrics tab (the per-epoch curves first) and an image artifact, the Models
+view with each registered version's test accuracy, then two runs compared. Screenshots of every step
+go to test-artifacts/ui-browser/.
 
 Needs Debian's `chromium` (scripts/install-test-services.sh) and the `playwright` package; the
 browser Playwright would download is not used. Without them the test is skipped, except under CI
@@ -38,6 +39,14 @@ CHROMIUM_ARGS = [
 # A screenshot of every step, kept for people to look at (ignored by git; CI may keep it as an artifact).
 SCREENSHOTS = PROJECT / "test-artifacts" / "ui-browser"
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]
+# Robustness, shift and OOD numbers for the first run: the sections the curves must come before.
+ROBUSTNESS = [
+    "robustness=quick",
+    "robustness.after_training=true",
+    "robustness.n_images=200",
+    "robustness.ood.n_images=200",
+    "robustness.corruptions=[rotate,fog]",
+]
 
 
 def _non_loopback_address() -> str | None:
@@ -58,7 +67,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, mnist_root):
-    """Two tiny runs in one store (seeds 1 and 2; only the first registers its model)."""
+    """Two tiny runs in one store (seeds 1 and 2), each a registered version; the first also measured
+    for robustness."""
     need(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}")
     try:
         import playwright.sync_api  # noqa: F401
@@ -67,15 +77,16 @@ def two_runs(tmp_path_factory, mnist_root):
     tmp = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{tmp}/mlflow.db"
     runs = []
-    for seed, log_model in ((1, "true"), (2, "false")):
+    for seed, extra in ((1, ROBUSTNESS), (2, [])):
         out = run_module(
             "pipeline.stages.train",
             *TINY,
+            *extra,
             f"seed={seed}",
             f"run_dir={tmp}/run{seed}",
             f"tracking.uri={uri}",
             f"data.root={mnist_root}",
-            f"tracking.log_model={log_model}",
+            "tracking.log_model=true",
             "tracking.register=true",
             cwd=tmp,
         )
@@ -231,15 +242,21 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
             expect(page.get_by_text("mnist-mlp").first).to_be_visible()  # the registered model
             run_png = shot(page, "run", full_page=True)
 
-            # A metric chart: the per-epoch val/acc line (step = epoch).
+            # The metrics tab opens on the per-epoch curves (step = epoch): curves/train and curves/val
+            # are the first sections, on screen without searching; robustness, shift and OOD follow.
             page.get_by_role("tab", name="Model metrics").click()
-            page.get_by_placeholder("Search metric charts").fill("val/acc")
-            legend = page.get_by_text(f"{run1.info.run_name} (val/acc)")
-            expect(legend.first).to_be_visible()
+            sections = ["curves/train", "curves/val", "ood", "robust", "shift", "test", "time", "val"]
+            headers = [page.get_by_text(name, exact=True).first for name in sections]
+            for header in headers:
+                expect(header).to_be_visible()
+            tops = [header.bounding_box()["y"] for header in headers]
+            assert tops == sorted(tops), dict(zip(sections, tops, strict=True))
+            for curve in ("curves/train/loss", "curves/val/acc"):
+                expect(page.get_by_text(f"{run1.info.run_name} ({curve})").first).to_be_in_viewport()
             chart = page.locator(".js-plotly-plot").filter(has_text="Step").first
-            expect(chart).to_be_visible()
+            expect(chart).to_be_in_viewport()
             assert chart.locator(".scatterlayer .trace").count() >= 1
-            shot(page, "metric-chart")
+            shot(page, "metrics-tab-opens-on-the-curves")
 
             # An image artifact: the confusion matrix the evaluation stage logged.
             page.get_by_role("tab", name="Artifacts").click()
@@ -251,6 +268,26 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
             shown = tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
             assert shown == _png_size(tmp / "run1" / "figures" / "evaluation" / "confusion.png")
             shot(page, "artifact")
+
+            # The Models view: each registered version's logged model with its test accuracy, measured on
+            # the MNIST test split (the columns narrowed to that dataset's metrics).
+            page.goto(f"{base}/#/experiments/{exp_id}/models")
+            expect(page.get_by_role("columnheader", name="Registered models")).to_be_visible()
+            close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+            if close.count():
+                close.first.click()
+            page.get_by_role("button", name="Columns").click()
+            menu = page.get_by_role("menu")
+            for hidden in ("Status", "Logged from", "Source run", "Parameters", "No dataset"):
+                menu.get_by_text(hidden, exact=True).click()
+            for hidden in ("Dataset: fashion-mnist-test-200 (", "Dataset: mnist-c (", "Dataset: mnist-test-200 ("):
+                menu.get_by_text(hidden).click()
+            page.keyboard.press("Escape")
+            expect(page.get_by_role("columnheader", name="test/acc", exact=True)).to_be_visible()
+            for version, run in ((1, run1), (2, run2)):
+                row = page.get_by_role("row").filter(has_text=f"v{version}").filter(has_text="mnist-test (#")
+                expect(row).to_contain_text(str(run.data.metrics["test/acc"]))
+            shot(page, "models-test-accuracy-per-version")
 
             # Compare the two runs: select both in the runs table, press Compare.
             page.goto(link)
@@ -271,7 +308,7 @@ def test_browser_opens_the_experiment_on_its_training_runs_then_a_run_and_compar
             browser.close()
     print(f"\nscreenshots: {shots}")
     assert run_png.stat().st_size > 20_000
-    assert len(list(shots.glob("*.png"))) == 8
+    assert len(list(shots.glob("*.png"))) == 9
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 The report stage reads these files, not the store: they are small, reviewable in
 git, and make `dvc repro` re-render the report when a sweep has been rerun.
-Per job: its overrides, parameters, final metrics, per-epoch history, and for
+Per job: its overrides, parameters, final metrics and per-epoch history (under the project's metric
+names, whatever MLflow shows: metric_names.project_name), and for
 the first job the figures of what its layers detect.
 """
 
@@ -12,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS
+from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS, project_name
 
 HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
 PARAMS = (
@@ -61,7 +62,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
                 "job": int(run.data.tags.get("sweep.job", -1)),
                 "overrides": run.data.tags.get("hydra.overrides", ""),
                 "params": {k: run.data.params[k] for k in PARAMS if k in run.data.params},
-                "metrics": dict(sorted(run.data.metrics.items())),
+                "metrics": dict(sorted((project_name(k), v) for k, v in run.data.metrics.items())),
                 "history": history,
             }
         )

@@ -67,3 +67,32 @@ def corruption_ece(name: str) -> str:
 def ood_auroc(kind: str) -> str:
     """AUROC of max-softmax scores, in-distribution vs `kind` (fashion_mnist, uniform_noise, ...)."""
     return f"ood/{kind}_auroc"
+
+
+# -- what MLflow shows ----------------------------------------------------------------------------
+# The MLflow UI's run page groups metric charts into sections by the name before the last '/'
+# and lists the sections in code-point order (then the unprefixed "Model metrics"). Under their
+# own names the per-epoch curves (train/, val/) came after collapse/, ood/, robust/, shift/ and
+# test/; under curves/ they open the page. collapse/ (linear stacks only) would still sort first,
+# so it moves beside the test numbers it explains. val/best_acc keeps its name: the champion and
+# every stored run compare versions by it. Only tracking/ translates, on write and on read.
+MLFLOW_PREFIXES = {"train/": "curves/train/", "val/": "curves/val/", "collapse/": "test/collapse/"}
+MLFLOW_SAME = frozenset({VAL_BEST_ACC})
+
+
+def mlflow_name(name: str) -> str:
+    """The name MLflow shows for one of the project's metric names (train/loss -> curves/train/loss)."""
+    if name in MLFLOW_SAME:
+        return name
+    for ours, shown in MLFLOW_PREFIXES.items():
+        if name.startswith(ours):
+            return shown + name[len(ours) :]
+    return name
+
+
+def project_name(name: str) -> str:
+    """The project's name for a metric read back from MLflow (the inverse of `mlflow_name`)."""
+    for ours, shown in MLFLOW_PREFIXES.items():
+        if name.startswith(shown):
+            return ours + name[len(shown) :]
+    return name

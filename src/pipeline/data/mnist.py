@@ -94,6 +94,28 @@ def dataset_record(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def test_split_record(n_images: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The test split, or the seeded subset of `n_images` the robustness stage draws from it, as an
+    evaluation dataset for MLflow: name, digest (of the official test checksums, and of the subset
+    drawn), source and profile. A subset has its own name and digest: its numbers are not the split's."""
+    whole = not n_images or n_images >= SPLIT_SIZES["test"]
+    sums = "\n".join(f"{name} {IDX_SHA256[name]}" for name in TEST_FILES)
+    drawn = "" if whole else f"\nfirst {n_images} of torch.randperm(seed={seed})"
+    return {
+        "name": "mnist-test" if whole else f"mnist-test-{n_images}",
+        "digest": hashlib.sha256((sums + drawn).encode()).hexdigest()[:32],
+        "source": {"url": OFFICIAL_URL, "split": "test"},
+        "profile": {
+            "num_rows": SPLIT_SIZES["test"] if whole else n_images,
+            **({} if whole else {"subset_seed": seed}),
+            "official_sha256": {name: IDX_SHA256[name] for name in TEST_FILES},
+        },
+    }
+
 # ---------------------------------------------------------------- sources
 
 

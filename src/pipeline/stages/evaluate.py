@@ -114,8 +114,9 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
 def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     """Write metrics.json and its details, the plot data and figures, and log the same numbers into the model's run."""
     from pipeline.common import atomic, headline, plots
+    from pipeline.data.mnist import test_split_record
     from pipeline.nn import filters
-    from pipeline.tracking.runs import recording
+    from pipeline.tracking.runs import EvalDataset, recording
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
@@ -136,7 +137,10 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
 
     with recording(run):
-        run.log_metrics(mlflow_metrics(result))
+        # The test split as the logged model's evaluation dataset, and its numbers as the model's metrics.
+        model_id, test_set = run.logged_model_id(), EvalDataset(**test_split_record())
+        run.log_evaluation_dataset(test_set, model_id)
+        run.log_metrics(mlflow_metrics(result), model_id=model_id, dataset=test_set)
         run.log_artifact(details_path, "evaluation")  # every figure: evaluation/metrics.json
         for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
             if path.exists():

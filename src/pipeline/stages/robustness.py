@@ -145,9 +145,25 @@ def compute(cfg: DictConfig, ref: dict) -> Robustness:
     )
 
 
+def evaluation_datasets(cfg: DictConfig) -> dict:
+    """The data each group of numbers was measured on, keyed as eval_datasets.dataset_key names them."""
+    from pipeline.data.mnist import test_split_record
+    from pipeline.robustness.eval_datasets import fashion_record, mnist_c_record
+    from pipeline.tracking.runs import EvalDataset
+
+    r = cfg.robustness
+    test = test_split_record(r.n_images, r.seed)
+    return {
+        "test": EvalDataset(**test),
+        "mnist_c": EvalDataset(**mnist_c_record(test, list(r.corruptions), r.get("mnist_c_dir"))),
+        "fashion": EvalDataset(**fashion_record(r.ood.n_images)),
+    }
+
+
 def record(cfg: DictConfig, run, m: Robustness) -> None:
     """Write robustness.json and its details, the curves and figures, and log the same numbers into the model's run."""
     from pipeline.common import atomic, headline, plots
+    from pipeline.robustness.eval_datasets import dataset_key
     from pipeline.robustness.measures import log
     from pipeline.robustness.summary import curve_rows
     from pipeline.tracking.runs import recording
@@ -183,9 +199,16 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
     ]
 
     with recording(run):
-        run.log_metrics(m.mlflow_metrics())
+        model_id, datasets = run.logged_model_id(), evaluation_datasets(cfg)
+        for dataset in datasets.values():
+            run.log_evaluation_dataset(dataset, model_id)
+        by_dataset: dict[str, dict[str, float]] = {key: {} for key in datasets}
+        for name, value in m.mlflow_metrics().items():
+            by_dataset[dataset_key(name)][name] = value
+        for key, metrics in by_dataset.items():  # the model's metrics too (the Models view), each with its data
+            run.log_metrics(metrics, model_id=model_id, dataset=datasets[key])
         for name, value, step in m.curve_metrics():  # the curve as a chart in the UI: step = eps x 100
-            run.log_metrics({name: value}, step=step)
+            run.log_metrics({name: value}, step=step, model_id=model_id, dataset=datasets["test"])
         run.set_tags({"robustness.profile": m.profile, "shift.worst_corruption": result["mnist_c"]["worst"]})
         run.log_artifact(details_json, "robustness")  # every figure: robustness/robustness.json
         for path in files:

@@ -27,12 +27,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from pipeline.common.metric_names import VAL_BEST_ACC
+from pipeline.common.metric_names import VAL_BEST_ACC, mlflow_name
 from pipeline.tracking.client import client, resolve_uri
 from pipeline.tracking.interrupts import ctrl_c_after_write
 
 ALIAS = "champion"
-METRIC = VAL_BEST_ACC  # validation chooses; the test split only reports
+METRIC = mlflow_name(VAL_BEST_ACC)  # validation chooses; the test split only reports
 
 
 def load_model(model_uri: str, tracking_uri: str | None = None):

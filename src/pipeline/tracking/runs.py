@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pipeline.common.metric_names import mlflow_name
 from pipeline.tracking.client import artifact_location, client, resolve_uri
 from pipeline.tracking.interrupts import ctrl_c_after_write
 from pipeline.tracking.provenance import git_state, hydra_tags, run_name, system_tags
@@ -35,6 +36,17 @@ EXPERIMENT_KIND = "custom_model_development"
 
 
 @dataclass(frozen=True)
+class EvalDataset:
+    """A dataset as MLflow records it: a name, a digest of at most 36 characters, where it came from,
+    and a profile (sizes, the full checksums)."""
+
+    name: str
+    digest: str
+    source: Mapping[str, Any]
+    profile: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Run:
     """One MLflow run: where it is stored and its id, with the verbs the stages use."""
 
@@ -43,11 +55,20 @@ class Run:
 
     # -- writes ---------------------------------------------------------------------------------
     @ctrl_c_after_write()
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self,
+        metrics: Mapping[str, float],
+        step: int | None = None,
+        model_id: str | None = None,
+        dataset: EvalDataset | None = None,
+    ) -> None:
+        """Log metrics under the names MLflow shows (metric_names.mlflow_name). With `model_id` they are
+        also the logged model's metrics (the Models view), measured on `dataset` when given."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        on = {"dataset_name": dataset.name, "dataset_digest": dataset.digest} if dataset else {}
+        batch = [Metric(mlflow_name(k), float(v), now, step or 0, model_id=model_id, **on) for k, v in metrics.items()]
         c = client(self.uri)
         for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics a call
             c.log_batch(self.run_id, metrics=batch[i : i + 1000])
@@ -82,22 +103,32 @@ class Run:
         self, name: str, digest: str, source: Mapping[str, Any], profile: Mapping[str, Any], context: str = "training"
     ) -> None:
         """Record the data the run used as an MLflow dataset input (the UI's Dataset column)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
+        self._log_input(EvalDataset(name, digest, source, profile), context, None)
 
-        dataset = Dataset(
-            name=name,
-            digest=digest,
+    @ctrl_c_after_write()
+    def log_evaluation_dataset(self, dataset: EvalDataset, model_id: str | None) -> None:
+        """Record a dataset the model was evaluated on: an input of the run with context `evaluation`,
+        tied to the logged model when there is one."""
+        self._log_input(dataset, "evaluation", model_id)
+
+    def _log_input(self, dataset: EvalDataset, context: str, model_id: str | None) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelInput
+
+        entity = Dataset(
+            name=dataset.name,
+            digest=dataset.digest,
             source_type="http",
-            source=json.dumps(dict(source)),
-            profile=json.dumps(dict(profile)),
+            source=json.dumps(dict(dataset.source)),
+            profile=json.dumps(dict(dataset.profile)),
         )
-        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
+        inputs = [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
+        models = [LoggedModelInput(model_id)] if model_id else None
         # MLflow looks the dataset row up, then inserts it: jobs starting together on a fresh experiment
         # race on that insert and all but one hit the unique key. The transaction rolled back, so a
         # retry finds the winner's row and only adds this run's input.
         for attempt in range(5):
             try:
-                client(self.uri).log_inputs(self.run_id, datasets=inputs)
+                client(self.uri).log_inputs(self.run_id, datasets=inputs, models=models)
                 return
             except Exception as err:
                 if attempt == 4 or not _lost_insert_race(err):
@@ -141,9 +172,17 @@ class Run:
         return client(self.uri).get_run(self.run_id)
 
     def metric_history(self, key: str) -> list[float]:
-        """Every value the run logged under `key`, in step order."""
-        history = client(self.uri).get_metric_history(self.run_id, key)
+        """Every value the run logged under the project's name `key`, in step order (runs logged before
+        the names MLflow shows changed carry it under `key` itself)."""
+        c = client(self.uri)
+        history = c.get_metric_history(self.run_id, mlflow_name(key)) or c.get_metric_history(self.run_id, key)
         return [m.value for m in sorted(history, key=lambda m: m.step)]
+
+    def logged_model_id(self) -> str | None:
+        """The id of the model this run logged (MLflow 3's LoggedModel, `m-...`); None when it logged none."""
+        outputs = self.get().outputs
+        found = [o.model_id for o in (outputs.model_outputs if outputs else [])]
+        return found[-1] if found else None
 
     def download_artifact(self, artifact_path: str) -> Path:
         """A local copy of one artifact of the run."""
