@@ -196,7 +196,8 @@ class OptunaStudySweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.sweep_dir = Path(config.hydra.sweep.dir)
-        # Checked here, before the sweep's parent run or folder exist: a refused setting leaves nothing.
+        # The sweep callback (pipeline.stages.sweep) refuses a bad pruner before the parent run exists;
+        # checked again here for a config without that callback.
         problem = pruner_problem(OmegaConf.to_container(self.conf.pruner))  # type: ignore[arg-type]
         if problem:
             from pipeline.stages.cli import refuse
