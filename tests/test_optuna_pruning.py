@@ -133,6 +133,32 @@ def test_reporter_reaches_the_trial_through_the_storage(tmp_path):
     assert trials[weak.number].state == TrialState.RUNNING
 
 
+def test_hyperband_prunes_through_the_storage(tmp_path):
+    """Twelve trials of 3 epochs as jobs report them: hyperband stops the weak ones at its first rung."""
+    from optuna.trial import TrialState
+
+    from pipeline.training.optuna_trial import PRUNER_ATTR, TrialRef, TrialReporter
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(study_name="hb", storage=url, direction="maximize")
+    settings = {"name": "hyperband", "min_resource": 1, "max_resource": 3, "reduction_factor": 3}
+    pruned_at = {}
+    for i in range(12):
+        trial = study.ask()
+        trial.set_user_attr(PRUNER_ATTR, settings)
+        reporter = TrialReporter(TrialRef(url, "hb", trial.number))
+        level = 0.5 + 0.04 * (i % 5)  # five levels, weakest first, over and over
+        epoch = next((e for e in (1, 2, 3) if reporter.report(e, level + 0.01 * e)), None)
+        if epoch is None:
+            study.tell(trial, level + 0.03)
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+            pruned_at[trial.number] = epoch
+    # The first round has nothing to compare with; later, the two weakest levels stop after epoch 1.
+    assert pruned_at == {5: 1, 6: 1, 10: 1, 11: 1}
+    assert all(t.value == t.intermediate_values[1] for t in study.get_trials() if t.state == TrialState.PRUNED)
+
+
 def test_a_bad_pruner_is_refused_before_anything_is_written(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = sweep_args(tmp_path, uri, mnist_root, 2, "sweep")
