@@ -1,7 +1,7 @@
 """Pruning in the Optuna sweeper: the `optuna_mlp` search with `hydra.sweeper.pruner.name=median` (its
 defaults: pruned from epoch 2 on, once 2 trials finished) against the same search without pruning.
 
-    default   the preset's 10 TPE trials of 8 epochs, on a 10,000-image training subset so that one
+    default   the preset's 10 TPE trials of 8 epochs, on a 2,000-image training subset so that one
               search takes minutes, not a quarter of an hour, on 2 cores
     --quick   4 trials of 2 epochs on 1,000 images (pruning from epoch 1, after 1 finished trial)
 
@@ -23,7 +23,7 @@ import yaml
 from benchmarks.common import data_root, interleaved, median, row, timed_process
 
 PY = sys.executable
-FULL = ["data.train_subset=10000"]
+FULL = ["data.train_subset=2000"]
 QUICK = [
     "hydra.sweeper.n_trials=4",
     "trainer.max_epochs=2",
@@ -72,7 +72,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
         times = interleaved({p: side(p) for p in found}, repeats)
     best = {p: [r[1] for r in rs] for p, rs in found.items()}
     pruned = [r[2] for r in found["median"]]
-    what = "4 trials x 2 epochs, 1,000 images" if quick else "10 trials x 8 epochs, 10,000 images"
+    what = "4 trials x 2 epochs, 1,000 images" if quick else "10 trials x 8 epochs, 2,000 images"
     return [
         row(
             "pruning",
