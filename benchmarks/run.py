@@ -38,7 +38,10 @@ BENCHMARKS = {  # name -> module
     "choices": "choices",
     "gpu": "gpu",
     "tests": "suite",
+    "pruning": "pruning",
 }
+# Minutes each and about the sweeper rather than speed: only when named (--only pruning).
+OPT_IN = ("pruning",)
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -47,8 +50,8 @@ def parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        default=",".join(BENCHMARKS),
-        help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all)",
+        default=",".join(name for name in BENCHMARKS if name not in OPT_IN),
+        help=f"comma-separated selection of: {', '.join(BENCHMARKS)} (default: all but {', '.join(OPT_IN)})",
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): a smoke test, not a measurement")
     p.add_argument("--repeats", type=int, default=5, help="repeats per measurement, interleaved A/B (default 5)")

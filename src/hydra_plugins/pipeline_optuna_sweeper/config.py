@@ -17,6 +17,26 @@ class SamplerConf:
 
 
 @dataclass
+class PrunerConf:
+    """Stop a weak trial early: each epoch its `val/acc` goes to the study, which may prune it.
+
+    Steps are epochs, counted from 1 as in MLflow and history.csv. The defaults suit the few
+    epochs (8) of a trial here: no trial is pruned after its first epoch alone.
+    """
+
+    name: str = "none"  # none | median | hyperband
+    # median: a trial below the median of the earlier trials at the same epoch is pruned, from
+    # epoch n_warmup_steps on, once n_startup_trials trials have finished.
+    n_startup_trials: int = 2
+    n_warmup_steps: int = 2
+    # hyperband: the first rung at min_resource epochs, a third kept at each rung (reduction_factor);
+    # max_resource null: the epochs of the first finished trial.
+    min_resource: int = 2
+    max_resource: int | None = None
+    reduction_factor: int = 3
+
+
+@dataclass
 class OptunaStudySweeperConf:
     _target_: str = "hydra_plugins.pipeline_optuna_sweeper.sweeper.OptunaStudySweeper"
     study_name: str = "study"
@@ -31,6 +51,7 @@ class OptunaStudySweeperConf:
     grace_period: int = 120
     max_retry: int = 2
     sampler: SamplerConf = field(default_factory=SamplerConf)
+    pruner: PrunerConf = field(default_factory=PrunerConf)
     # Search space in Hydra's sweep grammar: choice(...), interval(a, b), tag(log, interval(a, b)), range(...)
     params: dict[str, Any] = field(default_factory=dict)
 

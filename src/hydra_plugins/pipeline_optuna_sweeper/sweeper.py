@@ -11,6 +11,11 @@
   silent for `grace_period` seconds is failed and queued again with the same parameters.
 - MLflow: the first worker's sweep parent run becomes the study's parent run; every trial is
   one child run of it, and the best trial so far is logged on it.
+- Pruning (`pruner.name=median|hyperband`): each job reports `val/acc` per epoch to its trial
+  through the storage (pipeline.training.optuna_pruning), named by the variables of
+  pipeline.training.optuna_trial in its `hydra.job.env_set`; a job the study prunes stops training
+  and skips evaluation, and its trial is told PRUNED here. Without `storage`, pruning keeps the
+  study in `<sweep dir>/optuna.db`, which jobs in other processes can reach.
 """
 
 from __future__ import annotations
@@ -36,7 +41,16 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.stages.sweep import RETRIED_TAG
+from pipeline.training.optuna_trial import (
+    PRUNED_ATTR,
+    PRUNER_ATTR,
+    job_env,
+    make_pruner,
+    open_storage,
+    pruner_problem,
+)
 
+PRUNED_METRIC = "optuna/pruned"  # on the parent run: trials of the study pruned so far
 PARENT_ATTR = "mlflow.parent_run_id"
 OUTPUT_ATTR = "output_dir"
 HEARTBEAT_ATTR = "heartbeat"
@@ -74,24 +88,6 @@ def search_space(params: dict, arguments: Sequence[str]) -> tuple[dict, list[str
         else:
             fixed.append(override.input_line)
     return space, fixed
-
-
-def open_storage(url: str | None):
-    if not url:
-        return None  # in memory: nothing survives this process
-    from optuna.storages import RDBStorage
-
-    # Several workers write to one SQLite file: wait for the lock rather than fail.
-    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    for attempt in range(5):
-        try:
-            return RDBStorage(url, engine_kwargs=engine)
-        except Exception:
-            # Workers that start together race to create the tables of a new database; the
-            # loser finds them made a moment later.
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)
 
 
 def open_study(name: str, storage, sampler, direction: str):
@@ -200,6 +196,21 @@ class OptunaStudySweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.sweep_dir = Path(config.hydra.sweep.dir)
+        # The sweep callback (pipeline.stages.sweep) refuses a bad pruner before the parent run exists;
+        # checked again here for a config without that callback.
+        problem = pruner_problem(OmegaConf.to_container(self.conf.pruner))  # type: ignore[arg-type]
+        if problem:
+            from pipeline.stages.cli import refuse
+
+            refuse(problem)
+
+    def _storage_url(self) -> str | None:
+        """The study's storage. Pruning needs one that every job can reach, wherever it runs: without
+        `storage`, a SQLite file in the sweep folder (new per sweep, as an in-memory study would be)."""
+        if self.conf.storage or self.conf.pruner.name == "none":
+            return self.conf.storage
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.sweep_dir / 'optuna.db').absolute()}"
 
     # -- MLflow ---------------------------------------------------------------------------------
     def _run(self, run_id: str):
@@ -259,6 +270,9 @@ class OptunaStudySweeper(Sweeper):
     def _log_best(self, study, parent: str | None) -> None:
         from optuna.trial import TrialState
 
+        if parent and self.conf.pruner.name != "none":
+            pruned = sum(1 for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED)
+            self._run(parent).log_metrics({PRUNED_METRIC: pruned})
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             return
         best = study.best_trial
@@ -293,8 +307,14 @@ class OptunaStudySweeper(Sweeper):
 
         c = self.conf
         space, fixed = search_space(OmegaConf.to_container(c.params, resolve=True) if c.params else {}, arguments)
-        storage = open_storage(c.storage)
+        url = self._storage_url()
+        storage = open_storage(url)
         study, created = open_study(c.study_name, storage, make_sampler(c.sampler), c.direction)
+        pruner_settings = OmegaConf.to_container(c.pruner)
+        pruning = c.pruner.name != "none"
+        study.pruner = make_pruner(pruner_settings)  # type: ignore[arg-type]
+        # Trials are named by number; the storage maps a number to its id (public lookups only).
+        study_id = storage.get_study_id_from_name(study.study_name) if storage is not None else None
         if not created:
             # A worker that joins (or resumes) the study must not replay the creator's seeded
             # draws: the same seed would propose the same parameters again.
@@ -302,7 +322,8 @@ class OptunaStudySweeper(Sweeper):
         parent = self._join_parent_run(study, created)
         print(
             f"[optuna] study '{study.study_name}' ({'new' if created else 'joined'}, storage "
-            f"{c.storage or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished",
+            f"{url or 'in memory'}): {finished_count(study)}/{c.n_trials} trials finished"
+            + (f"; pruner {c.pruner.name}" if pruning else ""),
             flush=True,
         )
 
@@ -320,22 +341,36 @@ class OptunaStudySweeper(Sweeper):
                 time.sleep(min(c.heartbeat_interval, 10))  # other workers' trials, or a killed one's
                 continue
             asked = [study.ask(space) for _ in range(batch)]
-            for trial in asked:
-                beat(storage, trial._trial_id)
+            ids = (
+                [storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in asked]
+                if storage is not None
+                else []
+            )
+            for trial_id in ids:
+                beat(storage, trial_id)
             jobs = []
             for trial in asked:
                 out = self.sweep_dir / f"trial-{trial.number}"
                 trial.set_user_attr(OUTPUT_ATTR, str(out))
                 values = [f"{name}={_hydra_value(v)}" for name, v in trial.params.items()]
-                jobs.append([*fixed, *values, f"hydra.sweep.subdir=trial-{trial.number}"])
-            with heartbeat(storage, [t._trial_id for t in asked], c.heartbeat_interval):
+                env: list[str] = []
+                if pruning:  # the job reports to its trial through the storage (pipeline.training.optuna_pruning)
+                    trial.set_user_attr(PRUNER_ATTR, pruner_settings)
+                    names = job_env(str(url), study.study_name, trial.number)
+                    env = [f"++hydra.job.env_set.{k}={_quoted(v)}" for k, v in names.items()]
+                jobs.append([*fixed, *values, f"hydra.sweep.subdir=trial-{trial.number}", *env])
+            with heartbeat(storage, ids, c.heartbeat_interval):
                 returns = self.launcher.launch(jobs, initial_job_idx=asked[0].number)
-            for trial, ret in zip(asked, returns, strict=False):
+            for i, (trial, ret) in enumerate(zip(asked, returns, strict=False)):
                 run_id = self._record_trial(trial.number, ret)
                 if run_id:
                     trial.set_user_attr("mlflow.run_id", run_id)
                 value = ret.return_value if ret.status == JobStatus.COMPLETED else None
-                if value is None or (isinstance(value, float) and math.isnan(value)):
+                pruned_at = storage.get_trial(ids[i]).user_attrs.get(PRUNED_ATTR) if pruning else None
+                if pruned_at is not None and ret.status == JobStatus.COMPLETED:
+                    study.tell(trial, state=TrialState.PRUNED)
+                    print(f"[optuna] trial {trial.number} pruned after epoch {pruned_at}", flush=True)
+                elif value is None or (isinstance(value, float) and math.isnan(value)):
                     study.tell(trial, state=TrialState.FAIL)
                     print(f"[optuna] trial {trial.number} failed", flush=True)
                 else:
@@ -350,3 +385,8 @@ def _hydra_value(value: Any) -> str:
     if isinstance(value, str):
         return value if value.replace("_", "").replace("-", "").replace(".", "").isalnum() else repr(value)
     return str(value)
+
+
+def _quoted(text: str) -> str:
+    """A value in Hydra's override grammar, quoted (a storage URL has ':' and '/'), escapes as in Python."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

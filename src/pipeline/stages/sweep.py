@@ -24,6 +24,7 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from pipeline.tracking import sweeps
 
+        refuse_bad_pruner(config)
         overrides = " ".join(config.hydra.overrides.task)
         preset = config.hydra.runtime.choices.get("experiment")
         name = f"sweep-{preset or config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -70,3 +71,18 @@ class SweepTracking(Callback):
                     flush=True,
                 )
         sweeps.announce_sweep_parent(None)
+
+
+def refuse_bad_pruner(config: DictConfig) -> None:
+    """A bad hydra.sweeper.pruner (hydra/sweeper=optuna_study) stops the sweep here, the first code of
+    a multirun, before its parent run or folder exist (Hydra builds the sweeper only after this)."""
+    pruner = config.hydra.sweeper.get("pruner")
+    if pruner is None:
+        return
+    from pipeline.training.optuna_trial import pruner_problem
+
+    problem = pruner_problem(pruner)
+    if problem:
+        from pipeline.stages.cli import refuse
+
+        refuse(problem)

@@ -28,6 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.stages.order import JOB_ENDS_BEFORE, STAGES
 from pipeline.training.resume import clear_stale_outputs, config_fingerprint, resumable
 
+# Tags of a trial's MLflow run that an Optuna study pruned (hydra.sweeper.pruner).
+PRUNED_TAG = "optuna.pruned"
+PRUNED_EPOCH_TAG = "optuna.pruned_epoch"
 # Settings of conf/trainer/ that are ours, not Lightning's.
 _NOT_TRAINER_ARGS = ("progress_refresh",)
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
@@ -83,6 +86,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
     ] + ([guard] if guard else [])
     if live:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.trainer.progress_refresh))
+    trial = optuna_trial_of_job()
+    if trial is not None:  # a job of a pruning Optuna sweep
+        from pipeline.training.optuna_pruning import OptunaPruning
+
+        callbacks.append(OptunaPruning(trial))
     trainer = L.Trainer(
         **trainer_settings(cfg),
         logger=False,
@@ -94,6 +102,20 @@ def build_trainer(cfg: DictConfig, run_dir: Path, run=None):
         enable_model_summary=False,
     )
     return trainer, checkpoint
+
+
+def optuna_trial_of_job():
+    """The Optuna trial this job trains for, when a pruning sweep named one in the environment."""
+    from pipeline.training.optuna_trial import TrialRef
+
+    return TrialRef.from_env()
+
+
+def pruned_epoch(trainer) -> int | None:
+    """The epoch after which the Optuna study pruned this training, if it did."""
+    from pipeline.training.optuna_pruning import OptunaPruning
+
+    return next((c.pruned_epoch for c in trainer.callbacks if isinstance(c, OptunaPruning)), None)
 
 
 def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -168,7 +190,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
         if not trainer.is_global_zero:
             return {}
         # record
-        return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint)
+        return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint, pruned_epoch(trainer))
     except BaseException as err:
         # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
         from pipeline.tracking.runs import end_status
@@ -223,13 +245,27 @@ def _open_run(
     return run
 
 
-def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: float, fingerprint: str) -> dict:
-    """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends."""
+def _record(
+    cfg: DictConfig,
+    run_dir: Path,
+    run,
+    checkpoint,
+    train_seconds: float,
+    fingerprint: str,
+    pruned: int | None = None,
+) -> dict:
+    """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends.
+
+    `pruned`: the epoch after which an Optuna study stopped this trial; its model is no candidate,
+    so it is neither logged nor registered.
+    """
     from pipeline.tracking import run_ref
 
     best = checkpoint.best_model_path or checkpoint.last_model_path
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
     run.log_metrics({"val/best_acc": best_val, "time/train_s": train_seconds})
+    if pruned is not None:
+        run.set_tags({PRUNED_TAG: "true", PRUNED_EPOCH_TAG: str(pruned)})
     run_ref.write(
         run_dir,
         run,
@@ -239,11 +275,12 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
         best_checkpoint=str(best),
         val_best_acc=best_val,
         train_seconds=train_seconds,
+        **({"pruned_epoch": pruned} if pruned is not None else {}),
     )
     run.log_artifact(best, "checkpoints")
     from pipeline.config.model_policy import model_policy
 
-    logs, registers = model_policy(cfg)
+    logs, registers = model_policy(cfg) if pruned is None else (False, False)
     if logs:
         from pipeline.nn.builders import load_checkpoint
 
@@ -264,7 +301,13 @@ def _record(cfg: DictConfig, run_dir: Path, run, checkpoint, train_seconds: floa
         f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}",
         flush=True,
     )
-    return {"run_id": run.run_id, "tracking_uri": run.uri, "best_checkpoint": best, "val/acc": best_val}
+    return {
+        "run_id": run.run_id,
+        "tracking_uri": run.uri,
+        "best_checkpoint": best,
+        "val/acc": best_val,
+        **({"pruned_epoch": pruned} if pruned is not None else {}),
+    }
 
 
 def run_dvc(cfg: DictConfig) -> None:
@@ -285,6 +328,9 @@ def run_hydra(cfg: DictConfig) -> float:
             result = fit(cfg, command.strip(), overrides)
         if not result:
             return float("nan")
+        if "pruned_epoch" in result:  # the sweeper records the trial as pruned; a weak model is not evaluated
+            print(f"[train] pruned after epoch {result['pruned_epoch']}: evaluation skipped", flush=True)
+            return result["val/acc"]
         for stage in stages_after_training(cfg):
             module, _, function = STAGES[stage][1].partition(":")
             # By name: the DVC train stage never runs the stages after it (see stages/order.py).
