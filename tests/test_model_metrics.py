@@ -144,7 +144,7 @@ def test_the_logged_model_carries_test_and_robust_accuracy_with_their_datasets(t
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     by_key = {m.key: m for m in model.metrics or []}
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    robust = json.loads((tmp_path / "run" / "robustness.json").read_text())
+    robust = json.loads((tmp_path / "run" / "details" / "robustness.json").read_text())  # every figure
 
     test = by_key[names.TEST_ACC]
     assert test.value == pytest.approx(metrics["test"]["acc"]) and test.value > 0.5  # chance: 0.1
