@@ -125,7 +125,7 @@ def unknown_key_hint(overrides: Sequence[str]) -> str | None:
         if key.startswith("hydra") or key in known_groups or key in keys or o.is_add() or o.is_delete():
             continue
         if "." not in key:
-            top = sorted({*known_groups, *(k.split(".")[0] for k in keys)} - {"hydra"})
+            top = sorted(n for n in {*known_groups, *(k.split(".")[0] for k in keys)} if not n.startswith("hydra"))
             suggestion = closest(key, top)
             if not suggestion:
                 names = ", ".join(top)
