@@ -33,10 +33,21 @@ def predict_logits(model, images, batch_size: int):
 def evaluate(cfg: DictConfig) -> dict:
     """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
     from pipeline.tracking import run_ref
+    from pipeline.tracking.runs import recording
+    from pipeline.tracking.system_metrics import system_metrics
 
     ref = run_ref.read(cfg.run_dir)
-    evaluation = compute(cfg, ref)
-    record(cfg, run_ref.run_of(ref), evaluation)
+    # The run is open (and its system metrics sampled) while the model is evaluated, not only
+    # while the results are written; a failed evaluation ends it FAILED.
+    with recording(run_ref.run_of(ref)) as run, system_metrics(run, cfg.tracking):
+        evaluation = compute(cfg, ref)
+        record(cfg, run, evaluation)
+    from pipeline.config.model_policy import model_policy
+
+    if model_policy(cfg)[1]:  # registered by training: the best by validation gets @champion
+        from pipeline.tracking.registry import after_evaluation
+
+        after_evaluation(run.uri, cfg.tracking.registered_model)
     return evaluation.result
 
 
@@ -111,10 +122,10 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
 
 
 def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
-    """Write metrics.json, the plot data and figures, and log the same numbers into the model's run."""
+    """Write metrics.json, the plot data and figures, and log the same numbers into the model's run
+    (open: `evaluate` records inside `recording`)."""
     from pipeline.common import atomic, plots
     from pipeline.nn import filters
-    from pipeline.tracking.runs import recording
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
@@ -133,12 +144,11 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     ]
     figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
 
-    with recording(run):
-        run.log_metrics(mlflow_metrics(result))
-        run.log_artifact(metrics_path, "evaluation")
-        for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
-            if path.exists():
-                run.log_artifact(path, "evaluation")
+    run.log_metrics(mlflow_metrics(result))
+    run.log_artifact(metrics_path, "evaluation")
+    for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
+        if path.exists():
+            run.log_artifact(path, "evaluation")
     if "collapse" in result:
         c = result["collapse"]
         print(
@@ -151,12 +161,6 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
         f"wrote {metrics_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
         flush=True,
     )
-    from pipeline.config.model_policy import model_policy
-
-    if model_policy(cfg)[1]:  # registered by training: the best by validation gets @champion
-        from pipeline.tracking.registry import after_evaluation
-
-        after_evaluation(run.uri, cfg.tracking.registered_model)
 
 
 def main(argv=None) -> None:
