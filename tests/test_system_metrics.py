@@ -159,3 +159,22 @@ def test_the_benchmark_row_times_the_command_with_and_without(mnist_root, monkey
     assert only["target"] == "ratio <= 1.05" and "on (every 2 s) vs off" in only["case"]
     assert len(only["checks"]["samples_on"]) == len(only["checks"]["samples_off"]) == 1
     assert only["checks"]["system_samples_on"][0] >= 1
+
+
+def test_a_sweeps_results_file_leaves_the_system_metrics_in_mlflow(tmp_path):
+    """reports/results/*.json is reviewed in git: a machine's last CPU sample must not change it."""
+    from pipeline.claims import results
+    from pipeline.config.settings import compose
+    from pipeline.tracking.runs import start_run
+    from pipeline.tracking.sweeps import start_sweep
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = compose([f"tracking.uri={uri}"])
+    parent = start_sweep(cfg, "claim_mlp", tags={"preset": "claim_mlp"})
+    job = start_run(cfg, "job0", parent_run_id=parent.run_id)
+    job.set_tags({"sweep.job": "0"})
+    job.log_metrics({"val/acc": 0.9, "test/acc": 0.91, CPU: 57.0, MEMORY: 900.0})
+    job.end()
+    data = json.loads(results.write(uri, parent.run_id, tmp_path / "results").read_text())
+    assert data["jobs"][0]["metrics"] == {"test/acc": 0.91, "val/acc": 0.9}
+    assert job.metric_history(CPU) == [57.0]  # still in the run

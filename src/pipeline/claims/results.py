@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS
+from pipeline.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
 PARAMS = (
@@ -61,7 +62,9 @@ def collect(uri: str, parent_run_id: str) -> dict:
                 "job": int(run.data.tags.get("sweep.job", -1)),
                 "overrides": run.data.tags.get("hydra.overrides", ""),
                 "params": {k: run.data.params[k] for k in PARAMS if k in run.data.params},
-                "metrics": dict(sorted(run.data.metrics.items())),
+                # The machine's last CPU and memory sample says nothing about a claim, and would
+                # make every rerun differ in git: system metrics stay in MLflow.
+                "metrics": {k: v for k, v in sorted(run.data.metrics.items()) if not k.startswith(SYSTEM_PREFIX)},
                 "history": history,
             }
         )

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipeline.tracking.runs import Run
 
-#: The metric every monitored run carries; the tests and the docs name it.
-CPU_METRIC = "system/cpu_utilization_percentage"
+#: The prefix of every system metric, and the one every monitored run carries.
+PREFIX = "system/"
+CPU_METRIC = f"{PREFIX}cpu_utilization_percentage"
 MONITOR_LOGGER = "mlflow.system_metrics.system_metrics_monitor"
 
 
