@@ -8,6 +8,11 @@
 Whole processes, interleaved (on, off, on, off, ...), each in a fresh run folder of one temp store.
 Every "on" run is checked to have recorded system/cpu_utilization_percentage, and every "off" run to
 have recorded none; the samples per run are in the row's checks.
+
+    monitor CPU    the monitor's own cost, in this process: CPU seconds (process time, which the
+                   machine's other load does not inflate) over 10 s of an idle block sampled every
+                   0.5 s, per sample; times the samples of a run, it bounds what the monitor can
+                   add to the command
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             return seconds
 
         whole = interleaved({"on": lambda: command(True), "off": lambda: command(False)}, repeats)
+    per_sample = _monitor_cpu_per_sample(tmp_seconds=2 if quick else 10)
     if not all(samples["on"]) or any(samples["off"]):
         raise RuntimeError(f"system metrics recorded where they should not be, or missing: {samples}")
     on, off = median(whole["on"]), median(whole["off"])
@@ -74,5 +80,31 @@ def run(quick: bool = False, repeats: int = 5, **_) -> list[dict]:
             samples_on=whole["on"],
             samples_off=whole["off"],
             system_samples_on=samples["on"],
-        )
+        ),
+        row(
+            "system_metrics",
+            "the monitor's own CPU time per sample (CPU, memory, disk, network, the run's status, one write)",
+            per_sample * 1000,
+            None,
+            "ms",
+            note=f"{per_sample * median(samples['on']):.2f} s of CPU for a run's {median(samples['on']):g} samples",
+        ),
     ]
+
+
+def _monitor_cpu_per_sample(tmp_seconds: float) -> float:
+    """CPU seconds this process spends per sample while the monitor samples an idle block every 0.5 s."""
+    import time
+
+    from pipeline.tracking.runs import create_run
+    from pipeline.tracking.system_metrics import system_metrics
+
+    with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:
+        run = create_run(f"sqlite:///{tmp}/mlflow.db", "bench", "monitor", {})
+        run.open()
+        run.metric_history(CPU)  # the store's tables made before the clock starts
+        started = time.process_time()
+        with system_metrics(run, {"system_metrics": True, "system_metrics_interval": 0.5}):
+            time.sleep(tmp_seconds)
+        cpu = time.process_time() - started
+        return cpu / max(1, len(run.metric_history(CPU)))
