@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipeline.tracking.runs import Run
 
-#: The prefix of every system metric, and the one every monitored run carries.
+#: The prefix of every system metric MLflow's monitor logs.
 PREFIX = "system/"
-CPU_METRIC = f"{PREFIX}cpu_utilization_percentage"
 MONITOR_LOGGER = "mlflow.system_metrics.system_metrics_monitor"
 
 
