@@ -50,6 +50,9 @@ def test_a_run_shows_its_system_metrics_in_the_ui(two_runs, ui):  # noqa: F811  
             page.set_default_timeout(timeout)
             page.goto(f"{base}/#/experiments/{exp_id}/runs/{run1.info.run_id}")
             expect(page.get_by_text("Reproduce with:")).to_be_visible()
+            close = page.get_by_role("button", name="Close", exact=True)  # the assistant side panel
+            if close.count():
+                close.first.click()
             page.get_by_role("tab", name="System metrics").click()
             # One chart per system metric against time, each with the run's line: CPU and memory among them.
             for metric in (CPU, MEMORY):
