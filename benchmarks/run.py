@@ -34,6 +34,7 @@ BENCHMARKS = {  # name -> module
     "tta": "time_to_accuracy",
     "startup": "startup",
     "command": "command",
+    "system_metrics": "system_metrics",
     "attack": "attack_cost",
     "choices": "choices",
     "gpu": "gpu",

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS, project_name
+from pipeline.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
 PARAMS = (
@@ -62,7 +63,11 @@ def collect(uri: str, parent_run_id: str) -> dict:
                 "job": int(run.data.tags.get("sweep.job", -1)),
                 "overrides": run.data.tags.get("hydra.overrides", ""),
                 "params": {k: run.data.params[k] for k in PARAMS if k in run.data.params},
-                "metrics": dict(sorted((project_name(k), v) for k, v in run.data.metrics.items())),
+                # The machine's last CPU and memory sample says nothing about a claim, and would
+                # make every rerun differ in git: system metrics stay in MLflow.
+                "metrics": dict(
+                    sorted((project_name(k), v) for k, v in run.data.metrics.items() if not k.startswith(SYSTEM_PREFIX))
+                ),
                 "history": history,
             }
         )

@@ -179,6 +179,21 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
             )
 
 
+def _system_metrics(cfg: DictConfig) -> None:
+    """tracking.system_metrics is on or off; its interval a positive number of seconds."""
+    if not isinstance(cfg.tracking.get("system_metrics", True), bool):
+        raise ConfigError(
+            f"tracking.system_metrics must be true or false, got {cfg.tracking.system_metrics!r}; "
+            "`tracking.system_metrics=false` turns the runs' system metrics off."
+        )
+    interval = cfg.tracking.get("system_metrics_interval", 2)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+        raise ConfigError(
+            f"tracking.system_metrics_interval must be a positive number of seconds, got {interval!r}; "
+            "e.g. `tracking.system_metrics_interval=5`."
+        )
+
+
 def _validate(cfg: DictConfig) -> None:
     for section in ("data", "model", "optim", "trainer", "tracking"):
         if not isinstance(cfg.get(section), DictConfig):
@@ -213,6 +228,7 @@ def _validate(cfg: DictConfig) -> None:
         raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
     if cfg.tracking.get("lock_timeout_s") is not None:
         _positive(cfg, "tracking.lock_timeout_s", float)
+    _system_metrics(cfg)
     register = cfg.tracking.get("register", "auto")
     if not (register == "auto" or isinstance(register, bool)):
         raise ConfigError(f"tracking.register must be auto, true or false, got {register!r}.")

@@ -34,10 +34,21 @@ def predict_logits(model, images, batch_size: int):
 def evaluate(cfg: DictConfig) -> dict:
     """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
     from pipeline.tracking import run_ref
+    from pipeline.tracking.runs import recording
+    from pipeline.tracking.system_metrics import system_metrics
 
     ref = run_ref.read(cfg.run_dir)
-    evaluation = compute(cfg, ref)
-    record(cfg, run_ref.run_of(ref), evaluation)
+    # The run is open (and its system metrics sampled) while the model is evaluated, not only
+    # while the results are written; a failed evaluation ends it FAILED.
+    with recording(run_ref.run_of(ref)) as run, system_metrics(run, cfg.tracking):
+        evaluation = compute(cfg, ref)
+        record(cfg, run, evaluation)
+    from pipeline.config.model_policy import model_policy
+
+    if model_policy(cfg)[1]:  # registered by training: the best by validation gets @champion
+        from pipeline.tracking.registry import after_evaluation
+
+        after_evaluation(run.uri, cfg.tracking.registered_model)
     return evaluation.result
 
 
@@ -112,11 +123,12 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
 
 
 def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
-    """Write metrics.json and its details, the plot data and figures, and log the same numbers into the model's run."""
+    """Write metrics.json and its details, the plot data and figures, and log the same numbers into the model's run
+    (open: `evaluate` records inside `recording`)."""
     from pipeline.common import atomic, headline, plots
     from pipeline.data.mnist import test_split_record
     from pipeline.nn import filters
-    from pipeline.tracking.runs import EvalDataset, recording
+    from pipeline.tracking.runs import EvalDataset
 
     run_dir = Path(cfg.run_dir)
     result = evaluation.result
@@ -136,15 +148,14 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
     ]
     figures += filters.write_figures(evaluation.model, evaluation.images, fig_dir)
 
-    with recording(run):
-        # The test split as the logged model's evaluation dataset, and its numbers as the model's metrics.
-        model_id, test_set = run.logged_model_id(), EvalDataset(**test_split_record())
-        run.log_evaluation_dataset(test_set, model_id)
-        run.log_metrics(mlflow_metrics(result), model_id=model_id, dataset=test_set)
-        run.log_artifact(details_path, "evaluation")  # every figure: evaluation/metrics.json
-        for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
-            if path.exists():
-                run.log_artifact(path, "evaluation")
+    # The test split as the logged model's evaluation dataset, and its numbers as the model's metrics.
+    model_id, test_set = run.logged_model_id(), EvalDataset(**test_split_record())
+    run.log_evaluation_dataset(test_set, model_id)
+    run.log_metrics(mlflow_metrics(result), model_id=model_id, dataset=test_set)
+    run.log_artifact(details_path, "evaluation")  # every figure: evaluation/metrics.json
+    for path in [*figures, plot_dir / "reliability.csv", plot_dir / "history.csv"]:
+        if path.exists():
+            run.log_artifact(path, "evaluation")
     if "collapse" in result:
         c = result["collapse"]
         print(
@@ -157,12 +168,6 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
         f"wrote {metrics_path}, {details_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",
         flush=True,
     )
-    from pipeline.config.model_policy import model_policy
-
-    if model_policy(cfg)[1]:  # registered by training: the best by validation gets @champion
-        from pipeline.tracking.registry import after_evaluation
-
-        after_evaluation(run.uri, cfg.tracking.registered_model)
 
 
 def main(argv=None) -> None:

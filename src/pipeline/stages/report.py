@@ -4,8 +4,8 @@
     python -m pipeline.stages.report --params params.yaml    # the same, by hand
 
 Reads reports/results/*.json (left by the preset sweeps, see claims/results.py) and the
-DVC pipeline's own measurements (<run_dir>/details/); writes reports/report.md, reports/report.html and
-reports/figures/, and logs them to MLflow as one `report` run.
+DVC pipeline's own measurements (<run_dir>/details/); writes reports/report.md, reports/report.html
+(rendered from that Markdown) and reports/figures/, and logs them to MLflow as one `report` run.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def build(cfg: DictConfig) -> dict[str, Path]:
         for detail in c.details:
             if isinstance(detail, Figure):
                 figure_paths[detail.key] = FIGURES[detail.key](c.data, figure_dir / f"{detail.key}.png")
-    blocks = render.page(claims, _read_json(run_dir / headline.EVALUATION_DETAILS), figure_paths)
+    markdown = render.to_markdown(render.page(claims, _read_json(run_dir / headline.EVALUATION_DETAILS), figure_paths))
     written = {}
-    for name, text in (("report.md", render.to_markdown(blocks)), ("report.html", render.to_html(blocks))):
+    for name, text in (("report.md", markdown), ("report.html", render.to_html(markdown))):
         path = out_dir / name
         atomic.write_text(path, text)  # a reader never sees half a report
         written[name] = path

@@ -147,6 +147,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
 
     from pipeline.common import atomic
     from pipeline.nn.models import count_parameters
+    from pipeline.tracking.system_metrics import system_metrics
     from pipeline.training.callbacks import stop_on_ctrl_c
     from pipeline.training.checkpoint_recovery import CHECKPOINTS, loads, resume_point
     from pipeline.training.datamodule import MNISTDataModule
@@ -175,44 +176,46 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     elif resume:
         ckpt = next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS) if p.is_file() and loads(p)), None)
     run = _open_run(cfg, run_dir, resume, ckpt, fingerprint, n_params, command, overrides) if rank == 0 else None
-    try:
-        # trainer
-        trainer, checkpoint = build_trainer(cfg, run_dir, run)
-        # fit
-        started = time.perf_counter()
-        with stop_on_ctrl_c(trainer) as interrupted:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
-        if interrupted:
-            # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
-            # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
-            raise KeyboardInterrupt("training was interrupted")
-        train_seconds = time.perf_counter() - started
-        if not trainer.is_global_zero:
-            return {}
-        # record
-        return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint, pruned_epoch(trainer))
-    except BaseException as err:
-        # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
-        from pipeline.tracking.runs import end_status
+    # CPU, memory and GPU while it trains, into the run (rank 0; off: tracking.system_metrics=false)
+    with system_metrics(run, cfg.tracking):
+        try:
+            # trainer
+            trainer, checkpoint = build_trainer(cfg, run_dir, run)
+            # fit
+            started = time.perf_counter()
+            with stop_on_ctrl_c(trainer) as interrupted:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+            if interrupted:
+                # Ctrl-C landed where a library swallowed the KeyboardInterrupt (seen inside the MLflow
+                # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
+                raise KeyboardInterrupt("training was interrupted")
+            train_seconds = time.perf_counter() - started
+            if not trainer.is_global_zero:
+                return {}
+            # record
+            return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint, pruned_epoch(trainer))
+        except BaseException as err:
+            # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+            from pipeline.tracking.runs import end_status
 
-        full = atomic.full_disk_error(err)
-        if run is not None:
-            if full:
-                run.log_failure(atomic.full_disk_message(full, run_dir))
-            run.end(end_status(err))
-        if full:  # not a bug: one line that says where, and that the next run resumes
-            print(
-                f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
-                f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
-                file=sys.stderr,
-                flush=True,
-            )
-            raise SystemExit(1) from err
-        if isinstance(err, SystemExit) and not err.code:
-            # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
-            # would take that for success. Exit as a process killed by SIGTERM does (143).
-            raise SystemExit(143) from err
-        raise
+            full = atomic.full_disk_error(err)
+            if run is not None:
+                if full:
+                    run.log_failure(atomic.full_disk_message(full, run_dir))
+                run.end(end_status(err))
+            if full:  # not a bug: one line that says where, and that the next run resumes
+                print(
+                    f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                    f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise SystemExit(1) from err
+            if isinstance(err, SystemExit) and not err.code:
+                # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
+                # would take that for success. Exit as a process killed by SIGTERM does (143).
+                raise SystemExit(143) from err
+            raise
 
 
 def _open_run(
