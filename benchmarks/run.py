@@ -36,6 +36,7 @@ BENCHMARKS = {  # name -> module
     "command": "command",
     "attack": "attack_cost",
     "choices": "choices",
+    "repro": "reproducible_cost",
     "gpu": "gpu",
     "tests": "suite",
 }

@@ -217,6 +217,19 @@ def test_whole_command_rows():
     assert sweep["per_job_s"] == pytest.approx(sweep["samples_more"][0] - sweep["samples_one"][0])
 
 
+@pytest.mark.slow
+def test_reproducible_mode_cost_rows():
+    from benchmarks import reproducible_cost
+
+    rows = check_rows(reproducible_cost.run(quick=True, repeats=1), "repro")
+    assert [r["case"].split(",")[1].strip() for r in rows] == ["MLP 1 epoch", "CNN 1 epoch"]
+    for r in rows:
+        checks = r["checks"]
+        assert checks["samples"] == [r["ours"]] and checks["samples_baseline"] == [r["baseline"]]
+        # The training each command reports is part of its whole time, on and off alike.
+        assert 0 < checks["train_s"][0] < r["ours"] and 0 < checks["train_s_baseline"][0] < r["baseline"]
+
+
 def test_gpu_is_skipped_without_cuda():
     from benchmarks import gpu
 
