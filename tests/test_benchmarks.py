@@ -222,7 +222,15 @@ def test_reproducible_mode_cost_rows():
     from benchmarks import reproducible_cost
 
     rows = check_rows(reproducible_cost.run(quick=True, repeats=1), "repro")
-    assert [r["case"].split(",")[1].strip() for r in rows] == ["MLP 1 epoch", "CNN 1 epoch"]
+    assert [(r["case"].split(",")[1].strip(), r["case"].split(" vs ")[1]) for r in rows] == [
+        ("MLP 1 epoch", "false"),
+        ("MLP 1 epoch", "false at 1 thread"),
+        ("CNN 1 epoch", "false"),
+        ("CNN 1 epoch", "false at 1 thread"),
+    ]
+    # Both rows of a model compare the same runs in the mode against two baselines.
+    assert rows[0]["checks"]["samples"] == rows[1]["checks"]["samples"]
+    assert rows[0]["checks"]["samples_baseline"] != rows[1]["checks"]["samples_baseline"]
     for r in rows:
         checks = r["checks"]
         assert checks["samples"] == [r["ours"]] and checks["samples_baseline"] == [r["baseline"]]
