@@ -170,6 +170,9 @@ def test_the_mode_refuses_to_start_after_torch_has_loaded(monkeypatch):
 
 
 def test_a_setting_that_is_no_boolean_is_refused(tmp_path):
-    out = run_module("pipeline.stages.evaluate", "reproducible=yes", f"run_dir={tmp_path}", cwd=tmp_path)
+    """Refused with the other settings, before any work: exit status 2, nothing written."""
+    run_dir = tmp_path / "run"
+    out = run_module("pipeline.stages.train", "reproducible=yes", f"run_dir={run_dir}", cwd=tmp_path)
     assert out.returncode == 2
-    assert "reproducible='yes' is not true or false; set reproducible=true or reproducible=false" in out.stderr
+    assert "error: reproducible='yes' is not true or false; set reproducible=true" in out.stderr
+    assert not run_dir.exists() and not (tmp_path / "outputs").exists()

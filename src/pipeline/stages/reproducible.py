@@ -29,8 +29,6 @@ from typing import TypeVar
 
 from omegaconf import DictConfig
 
-from pipeline.config.settings import ConfigError
-
 # Read by ATen and MKL once, when torch loads them.
 ENVIRONMENT = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 # Every machine runs this many threads in the mode, whatever its core count: results depend on it.
@@ -44,10 +42,7 @@ class ReproducibleModeError(RuntimeError):
 
 
 def is_on(cfg: DictConfig) -> bool:
-    value = cfg.get("reproducible", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"reproducible={value!r} is not true or false; set reproducible=true or reproducible=false")
-    return value
+    return bool(cfg.get("reproducible", False))  # a true or false checked by config.settings.validate
 
 
 def enter(cfg: DictConfig) -> bool:
