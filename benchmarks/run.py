@@ -37,6 +37,7 @@ BENCHMARKS = {  # name -> module
     "system_metrics": "system_metrics",
     "attack": "attack_cost",
     "choices": "choices",
+    "repro": "reproducible_cost",
     "gpu": "gpu",
     "tests": "suite",
     "pruning": "pruning",

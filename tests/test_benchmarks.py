@@ -217,6 +217,27 @@ def test_whole_command_rows():
     assert sweep["per_job_s"] == pytest.approx(sweep["samples_more"][0] - sweep["samples_one"][0])
 
 
+@pytest.mark.slow
+def test_reproducible_mode_cost_rows():
+    from benchmarks import reproducible_cost
+
+    rows = check_rows(reproducible_cost.run(quick=True, repeats=1), "repro")
+    assert [(r["case"].split(",")[1].strip(), r["case"].split(" vs ")[1]) for r in rows] == [
+        ("MLP 1 epoch", "false"),
+        ("MLP 1 epoch", "false at 1 thread"),
+        ("CNN 1 epoch", "false"),
+        ("CNN 1 epoch", "false at 1 thread"),
+    ]
+    # Both rows of a model compare the same runs in the mode against two baselines.
+    assert rows[0]["checks"]["samples"] == rows[1]["checks"]["samples"]
+    assert rows[0]["checks"]["samples_baseline"] != rows[1]["checks"]["samples_baseline"]
+    for r in rows:
+        checks = r["checks"]
+        assert checks["samples"] == [r["ours"]] and checks["samples_baseline"] == [r["baseline"]]
+        # The training each command reports is part of its whole time, on and off alike.
+        assert 0 < checks["train_s"][0] < r["ours"] and 0 < checks["train_s_baseline"][0] < r["baseline"]
+
+
 def test_gpu_is_skipped_without_cuda():
     from benchmarks import gpu
 

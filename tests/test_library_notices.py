@@ -48,7 +48,8 @@ def test_the_training_command_keeps_the_device_report_and_drops_the_litlogger_ad
     from pipeline.stages.train import as_command, build_trainer
 
     monkeypatch.setattr(startup, "_started", True)  # this test process's collector is left as it is
-    as_command(lambda cfg: build_trainer(cfg, tmp_path))(compose(["trainer.max_epochs=1"]))
+    # reproducible=false: the mode sets this test process's threads and oneDNN, and torch is loaded already
+    as_command(lambda cfg: build_trainer(cfg, tmp_path))(compose(["trainer.max_epochs=1", "reproducible=false"]))
     assert any(m.startswith("GPU available") for m in lightning_messages), lightning_messages
     assert not [m for m in lightning_messages if "litlogger" in m]
 

@@ -60,7 +60,8 @@ def test_the_training_command_applies_it_and_the_library_does_not(monkeypatch, t
         nvml_loads = True
     except OSError:
         nvml_loads = False
-    cfg = compose([f"run_dir={tmp_path}", "trainer.max_epochs=1"])
+    # reproducible=false: the mode sets this test process's threads and oneDNN, and torch is loaded already
+    cfg = compose([f"run_dir={tmp_path}", "trainer.max_epochs=1", "reproducible=false"])
     validate(cfg)
     train.build_trainer(cfg, tmp_path)  # library code: leaves the process as it is
     assert train.os.environ[VAR] == "1"

@@ -198,6 +198,12 @@ def _validate(cfg: DictConfig) -> None:
     for section in ("data", "model", "optim", "trainer", "tracking"):
         if not isinstance(cfg.get(section), DictConfig):
             raise ConfigError(f"The configuration has no `{section}` section; compose it from conf/.")
+    reproducible = cfg.get("reproducible", False)
+    if not isinstance(reproducible, bool):
+        raise ConfigError(
+            f"reproducible={reproducible!r} is not true or false; set reproducible=true (the same bytes on any "
+            f"x86-64 CPU) or reproducible=false (each CPU's fastest kernels)."
+        )
     _positive(cfg, "data.batch_size", int)
     _positive(cfg, "data.eval_batch_size", int)
     _positive(cfg, "optim.lr", float)

@@ -172,8 +172,9 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
 
 def main(argv=None) -> None:
     from pipeline.stages.cli import stage_main
+    from pipeline.stages.reproducible import reproducibly
 
-    stage_main("pipeline.stages.evaluate", evaluate, argv=argv)
+    stage_main("pipeline.stages.evaluate", reproducibly(evaluate), argv=argv)
 
 
 if __name__ == "__main__":

@@ -226,8 +226,9 @@ def record(cfg: DictConfig, run, m: Robustness) -> None:
 
 def main(argv=None) -> None:
     from pipeline.stages.cli import stage_main
+    from pipeline.stages.reproducible import reproducibly
 
-    stage_main("pipeline.stages.robustness", evaluate_robustness, argv=argv)
+    stage_main("pipeline.stages.robustness", reproducibly(evaluate_robustness), argv=argv)
 
 
 if __name__ == "__main__":
