@@ -22,20 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 from conftest import PROJECT, free_port, need, run_module, run_module_noting_imports, serving
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium's own background connections (updates, sync, QUIC probes) are refused on a closed network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A screenshot of every step, kept for people to look at (ignored by git; CI may keep it as an artifact).
 SCREENSHOTS = PROJECT / "test-artifacts" / "ui-browser"
 TINY = ["data.train_subset=2000", "trainer.max_epochs=2"]

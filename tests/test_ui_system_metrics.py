@@ -13,8 +13,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 from conftest import PROJECT
-from test_ui_browser import CHROMIUM, CHROMIUM_ARGS, two_runs, ui  # noqa: F401  (fixtures used by name)
+from test_ui_browser import two_runs, ui  # noqa: F401  (fixtures used by name)
 
 SCREENSHOTS = PROJECT / "test-artifacts" / "ui-system-metrics"
 CPU = "system/cpu_utilization_percentage"
