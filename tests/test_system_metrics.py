@@ -157,7 +157,7 @@ def test_the_benchmark_row_times_the_command_with_and_without(mnist_root, monkey
 
     monkeypatch.setenv("BENCH_DATA_ROOT", str(mnist_root))
     whole, monitor = check_rows(bench.run(quick=True, repeats=1), "system_metrics")
-    assert whole["target"] == "ratio <= 1.05" and "on (every 2 s) vs off" in whole["case"]
+    assert whole["target"] == "ratio <= 1.05" and "on (every 0.1 s) vs off" in whole["case"]
     assert len(whole["checks"]["samples_on"]) == len(whole["checks"]["samples_off"]) == 1
     assert whole["checks"]["system_samples_on"][0] >= 1
     assert monitor["unit"] == "ms" and monitor["baseline"] is None and "CPU time per sample" in monitor["case"]
