@@ -57,7 +57,7 @@ def store_settings(cfg: DictConfig) -> Iterator[None]:
         raise store.locked(db) from None
 
 
-def _remove_if_empty(run_dir: str) -> None:
+def remove_if_empty(run_dir: str) -> None:
     """A refused run leaves no folder: Hydra made it (with only its .hydra/ record) before the check."""
     folder = Path(run_dir).absolute()
     if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra"}:
@@ -115,7 +115,7 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
             with store_settings(cfg):
                 return task(cfg)  # a setting only the task can check (a Trainer argument) stops it the same way
         except ConfigError as err:
-            _remove_if_empty(hydra_cfg.runtime.output_dir)
+            remove_if_empty(hydra_cfg.runtime.output_dir)
             refuse(err)
 
     sys.argv = [sys.argv[0], *preset_slot(sys.argv[1:])]

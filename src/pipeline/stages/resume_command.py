@@ -22,7 +22,7 @@ def command_line(overrides: Sequence[str], run_dir: str | Path) -> str:
     return " ".join([name, *(shlex.quote(o) for o in kept), shlex.quote(f"run_dir={Path(run_dir).absolute()}")])
 
 
-def _store_unreachable(err: BaseException) -> bool:
+def store_unreachable(err: BaseException) -> bool:
     """Whether err came from the tracking store itself (locked, or a server that does not answer):
     then writing the description would only wait for it again."""
     from pipeline.tracking.store import is_lock_error
@@ -35,15 +35,16 @@ def _store_unreachable(err: BaseException) -> bool:
     return is_lock_error(err)
 
 
-def announce(run_dir: str | Path, overrides: Sequence[str], err: BaseException) -> str | None:
-    """If the run's training is unfinished (run.json state `training`), say how to resume it."""
+def announce(run_dir: str | Path, overrides: Sequence[str], err: BaseException, stages: list[str]) -> str | None:
+    """If the run is unfinished (its training, or one of `stages` after it), say how to resume it."""
     from pipeline.tracking import run_ref
+    from pipeline.training.resume import what_is_left
 
     ref = run_ref.find(run_dir)
-    if ref is None or ref.get("state") != "training":
+    if ref is None or what_is_left(ref, stages) == "done":
         return None
     line = command_line(overrides, run_dir)
-    if not _store_unreachable(err):
+    if not store_unreachable(err):
         try:
             run_ref.run_of(ref).set_tags(
                 {"mlflow.note.content": f"Stopped before it finished. Resume with:\n\n    {line}"}

@@ -13,7 +13,6 @@ seed -> data -> model -> run -> trainer -> fit -> record.
 from __future__ import annotations
 
 import ctypes
-import importlib
 import inspect
 import os
 import shlex
@@ -193,7 +192,11 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
             if not trainer.is_global_zero:
                 return {}
             # record
-            return _record(cfg, run_dir, run, checkpoint, train_seconds, fingerprint, pruned_epoch(trainer))
+            # A Hydra job (overrides given) lists in run.json the stages after training as they finish.
+            stages_done: list[str] | None = [] if overrides is not None else None
+            return _record(
+                cfg, run_dir, run, checkpoint, train_seconds, fingerprint, pruned_epoch(trainer), stages_done
+            )
         except BaseException as err:
             # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
             from pipeline.tracking.runs import end_status
@@ -243,9 +246,19 @@ def _open_run(
         run = start_run(cfg, command, overrides, parent_run_id=sweeps.sweep_parent_id())
         run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
         run.log_dataset(**dataset_record(cfg.data))
-    run_ref.write(run_dir, run, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training")
+    run_ref.write(
+        run_dir, run, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training", **_sweep_of_job()
+    )
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
     return run
+
+
+def _sweep_of_job() -> dict[str, str]:
+    """run.json's `sweep_parent`: the sweep this job belongs to (none outside a sweep)."""
+    from pipeline.tracking import sweeps
+
+    parent = sweeps.sweep_parent_id()
+    return {"sweep_parent": parent} if parent else {}
 
 
 def _record(
@@ -256,6 +269,7 @@ def _record(
     train_seconds: float,
     fingerprint: str,
     pruned: int | None = None,
+    stages_done: list[str] | None = None,
 ) -> dict:
     """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends.
 
@@ -279,6 +293,8 @@ def _record(
         val_best_acc=best_val,
         train_seconds=train_seconds,
         **({"pruned_epoch": pruned} if pruned is not None else {}),
+        **({"stages_done": stages_done} if stages_done is not None else {}),
+        **_sweep_of_job(),
     )
     run.log_artifact(best, "checkpoints")
     from pipeline.config.model_policy import model_policy
@@ -319,32 +335,52 @@ def run_dvc(cfg: DictConfig) -> None:
 
 def run_hydra(cfg: DictConfig) -> float:
     """One job of a Hydra run or sweep: train, then the stages that follow training in the
-    pipeline (stages.py); returns best val accuracy (what sweepers optimise)."""
+    pipeline (stages.py); returns best val accuracy (what sweepers optimise).
+
+    The same command again continues what it left unfinished (job.py): an interrupted training
+    resumes, a finished one is not trained again and only the stages it lacks run."""
     from hydra.core.hydra_config import HydraConfig
 
+    from pipeline.stages import job
+    from pipeline.tracking import sweeps
+    from pipeline.tracking.interrupts import sigterm_raises
     from pipeline.training.sweep_ddp import one_ddp_job
 
     overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed
     command = "python -m pipeline.stages.train " + " ".join(shlex.quote(o) for o in overrides)
+    stages = stages_after_training(cfg)
+    trained = False  # past training, the job's run is this job's to end
     try:
-        with one_ddp_job(cfg):
-            result = fit(cfg, command.strip(), overrides)
-        if not result:
-            return float("nan")
-        if "pruned_epoch" in result:  # the sweeper records the trial as pruned; a weak model is not evaluated
-            print(f"[train] pruned after epoch {result['pruned_epoch']}: evaluation skipped", flush=True)
-            return result["val/acc"]
-        for stage in stages_after_training(cfg):
-            module, _, function = STAGES[stage][1].partition(":")
-            # By name: the DVC train stage never runs the stages after it (see stages/order.py).
-            getattr(importlib.import_module(module), function)(cfg)
+        with sigterm_raises():  # SIGTERM between stages ends the run KILLED too, as Ctrl-C does
+            left, ref = job.continue_own_run(cfg, overrides, stages)
+            if left == "done":
+                return float(ref.get("val_best_acc", float("nan")))
+            if left == "stages":
+                trained = True
+                result = {"val/acc": float(ref.get("val_best_acc", float("nan")))}
+            else:
+                with one_ddp_job(cfg):
+                    result = fit(cfg, command.strip(), overrides)
+                if not result:
+                    return float("nan")
+                trained = True
+                if "pruned_epoch" in result:  # the sweeper records the trial as pruned; a weak model is not evaluated
+                    print(f"[train] pruned after epoch {result['pruned_epoch']}: evaluation skipped", flush=True)
+                    return result["val/acc"]
+            job.run_stages(cfg, stages, STAGES)
     except BaseException as err:
         from lightning.pytorch.utilities import rank_zero_only
 
         from pipeline.stages.resume_command import announce
 
         if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # one line, from one process
-            announce(cfg.run_dir, overrides, err)
+            if trained:
+                job.end_run(cfg.run_dir, err)
+            announce(cfg.run_dir, overrides, err, stages)
+            if isinstance(err, Exception) and sweeps.sweep_parent_id():
+                from pipeline.stages.sweep_jobs import report_failed_job
+
+                report_failed_job(cfg.run_dir, overrides, err)
         raise
     return result["val/acc"]
 

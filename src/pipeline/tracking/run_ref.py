@@ -1,8 +1,10 @@
 """The run.json protocol: the file in a run folder that ties DVC's outputs to their MLflow run.
 
 Training writes it (state "training", then "completed" with the best checkpoint); every later
-stage reads it to find the model and the run to write into. This is the only code that reads
-or writes run.json.
+stage reads it to find the model and the run to write into. A Hydra job also lists there the
+stages after training that have finished (`stages_done`), so running the same command again
+runs only what is missing, and names its sweep's parent run (`sweep_parent`), so a sweep run
+again finds its own jobs. This is the only code that reads or writes run.json.
 """
 
 from __future__ import annotations
@@ -21,12 +23,30 @@ RUN_REF = "run.json"
 
 def write(run_dir: str | Path, run: Run, **extra: Any) -> Path:
     """Name `run` (and `extra` facts about it) in `<run_dir>/run.json`, atomically."""
-    path = Path(run_dir) / RUN_REF
+    return _write(Path(run_dir) / RUN_REF, {"run_id": run.run_id, "tracking_uri": run.uri, **extra})
+
+
+def _write(path: Path, ref: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"run_id": run.run_id, "tracking_uri": run.uri, **extra}, indent=2) + "\n")
+    tmp.write_text(json.dumps(dict(ref), indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def mark_stage_done(run_dir: str | Path, stage: str) -> None:
+    """Record in run.json that `stage` (evaluate, robustness) has finished for this run."""
+    ref = find(run_dir)
+    if ref is None:
+        return
+    ref["stages_done"] = sorted({*ref.get("stages_done", []), stage})
+    _write(Path(run_dir) / RUN_REF, ref)
+
+
+def stages_missing(ref: Mapping[str, Any], stages: list[str]) -> list[str]:
+    """Those of `stages` a completed training's run.json does not list as done."""
+    done = set(ref.get("stages_done", []))
+    return [s for s in stages if s not in done]
 
 
 def read(run_dir: str | Path) -> dict[str, Any]:

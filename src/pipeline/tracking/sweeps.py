@@ -47,3 +47,27 @@ def child_runs(parent: Run) -> list[MlflowRun]:
     experiment = c.get_run(parent.run_id).info.experiment_id
     runs: list[MlflowRun] = c.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'")
     return runs
+
+
+def unfinished_sweep(config: DictConfig, overrides: str) -> Run | None:
+    """The parent run of the latest sweep with the same overrides, if that sweep did not finish
+    (FAILED or KILLED): the same command again resumes it rather than starting over."""
+    uri = resolve_uri(config.tracking.uri)
+    c = client(uri)
+    experiment = c.get_experiment_by_name(config.tracking.experiment)
+    if experiment is None:
+        return None
+    same = c.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.sweep = 'parent' and tags.`hydra.overrides` = '{_quoted(overrides or 'none')}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not same or same[0].info.status not in ("FAILED", "KILLED"):
+        return None
+    return Run(uri, same[0].info.run_id)
+
+
+def _quoted(text: str) -> str:
+    """A value inside MLflow's single-quoted search string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")

@@ -21,12 +21,12 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 
 def resumable(run_dir: Path, fingerprint: str) -> dict | None:
-    """The run.json of an unfinished run with the same settings and a checkpoint (last or best), if any."""
+    """The run.json of an unfinished run with the same settings, if any: training continues in its
+    MLflow run, from its checkpoint or, stopped before the first one, from epoch 1."""
     from pipeline.tracking import run_ref
-    from pipeline.training.checkpoint_recovery import has_checkpoint
 
     ref = run_ref.find(run_dir)
-    if ref is None or not has_checkpoint(run_dir / "checkpoints"):
+    if ref is None:
         return None
     return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
 
@@ -46,3 +46,39 @@ def clear_stale_outputs(run_dir: Path) -> None:
             print(f"[train] the unfinished run's checkpoints are kept in {kept}", flush=True)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     (run_dir / "plots" / "history.csv").unlink(missing_ok=True)
+
+
+def own_run(
+    folders: list[Path], fingerprint: str, parent: str | None, stages: list[str]
+) -> tuple[Path, dict, str] | None:
+    """The run folder, among `folders`, that the same command left unfinished: same settings, same
+    sweep parent (None outside a sweep); the most recent first. With what is left to do:
+    "training" (interrupted while training), "stages" (trained; `stages` not all done) or, only
+    for a job of a sweep run again (`parent`), "done" (finished: the sweep keeps it as it is)."""
+    from pipeline.tracking import run_ref
+
+    found = []
+    for folder in folders:
+        ref = run_ref.find(folder)
+        if ref is None or ref.get("config_hash") != fingerprint or ref.get("sweep_parent") != parent:
+            continue
+        left = what_is_left(ref, stages)
+        if left != "done" or parent is not None:
+            found.append(((folder / run_ref.RUN_REF).stat().st_mtime, folder, ref, left))
+    if not found:
+        return None
+    _, folder, ref, left = max(found, key=lambda f: f[0])
+    return folder, ref, left
+
+
+def what_is_left(ref: dict, stages: list[str]) -> str:
+    """What a run.json's run still needs: "training", "stages" (trained, some of `stages` not done) or "done"."""
+    from pipeline.tracking import run_ref
+
+    if ref.get("state") == "training":
+        return "training"
+    # Only a Hydra job's run.json lists its stages (a DVC stage's, or an older one's, does not).
+    tracked = "stages_done" in ref and "pruned_epoch" not in ref
+    if ref.get("state") == "completed" and tracked and run_ref.stages_missing(ref, stages):
+        return "stages"
+    return "done"
