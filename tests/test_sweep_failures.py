@@ -118,3 +118,33 @@ def test_a_sweep_stopped_with_ctrl_c_ends_its_parent_killed(tmp_path, mnist_root
     assert parent.info.status == "KILLED", err[-3000:]
     assert [c.info.status for c in children] == ["KILLED"]
     assert f"[sweep] stopped: 1 of 1 jobs did not finish; parent run {parent.info.run_id} ends KILLED" in err
+
+
+def test_the_same_sweep_again_resumes_an_unfinished_parent_only(tmp_path):
+    from omegaconf import OmegaConf
+
+    from pipeline.tracking import sweeps
+    from pipeline.tracking.runs import create_run
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = OmegaConf.create({"tracking": {"uri": uri, "experiment": "mnist"}})
+    cases = [  # (the parent's status, its sweep process, whether the same sweep again resumes it)
+        ("FAILED", "alive", True),
+        ("KILLED", "alive", True),
+        ("FINISHED", "gone", False),
+        ("RUNNING", "gone", True),  # its process died (SIGKILL, or the store was down at its end)
+        ("RUNNING", "alive", False),  # a sweep still running: never taken over
+        ("RUNNING", "elsewhere", False),  # another machine's: its process cannot be checked from here
+    ]
+    for i, (status, owner, resumed) in enumerate(cases):
+        tags = sweeps.owner_tags() | {"sweep": "parent", "hydra.overrides": f"seed=1,2 case={i}"}
+        if owner == "gone":
+            tags[sweeps.SWEEP_PID_TAG] = gone.stdout.strip()
+        elif owner == "elsewhere":
+            tags[sweeps.SWEEP_HOST_TAG] = "another-host"
+        parent = create_run(uri, "mnist", "sweep", tags)
+        if status != "RUNNING":
+            parent.end(status)
+        assert (sweeps.unfinished_sweep(config, f"seed=1,2 case={i}") == parent) is resumed, (status, owner)
+    assert sweeps.unfinished_sweep(config, "seed=1,3") is None  # other overrides: another sweep

@@ -35,9 +35,10 @@ class SweepTracking(Callback):
         self.reruns = reruns_jobs(config.hydra.sweeper)
         self.run = sweeps.unfinished_sweep(config, overrides) if self.reruns else None
         if self.run is not None:
-            # The same sweep again after it failed: its jobs that finished are kept, the others
+            # The same sweep again after it failed (or its process died): its jobs that finished are kept, the others
             # resume in their own runs (stages/job.py), under the same parent.
             self.run.open()
+            self.run.set_tags(sweeps.owner_tags())
             print(
                 f"[sweep] resuming sweep parent run {self.run.run_id}: its finished jobs are kept, "
                 f"the others run again in their own runs",

@@ -9,6 +9,7 @@ the only code that touches that variable.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 _SWEEP_PARENT_ENV = "PIPELINE_PARENT_RUN_ID"
+SWEEP_HOST_TAG, SWEEP_PID_TAG = "sweep.host", "sweep.pid"
 
 
 def announce_sweep_parent(run_id: str | None) -> None:
@@ -38,7 +40,8 @@ def sweep_parent_id() -> str | None:
 
 def start_sweep(config: DictConfig, name: str, tags: Mapping[str, str]) -> Run:
     """Create a sweep's parent run (which also creates the store and experiment once)."""
-    return create_run(resolve_uri(config.tracking.uri), config.tracking.experiment, name, {**tags, **git_state()})
+    tags = {**tags, **git_state(), **owner_tags()}
+    return create_run(resolve_uri(config.tracking.uri), config.tracking.experiment, name, tags)
 
 
 def child_runs(parent: Run) -> list[MlflowRun]:
@@ -63,9 +66,29 @@ def unfinished_sweep(config: DictConfig, overrides: str) -> Run | None:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    if not same or same[0].info.status not in ("FAILED", "KILLED"):
+    if not same or not (same[0].info.status in ("FAILED", "KILLED") or _stale(same[0])):
         return None
     return Run(uri, same[0].info.run_id)
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process runs a sweep: a parent left RUNNING by a process that is gone is resumable."""
+    return {SWEEP_HOST_TAG: socket.gethostname(), SWEEP_PID_TAG: str(os.getpid())}
+
+
+def _stale(parent: MlflowRun) -> bool:
+    """A RUNNING parent whose sweep process, on this machine, is gone (killed, or it could not end
+    the run: the store was unreachable at the time)."""
+    tags = parent.data.tags
+    if parent.info.status != "RUNNING" or tags.get(SWEEP_HOST_TAG) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(tags.get(SWEEP_PID_TAG, "0")), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):
+        return False
+    return False
 
 
 def _quoted(text: str) -> str:
