@@ -13,6 +13,7 @@ health and backups; schema.py: migrating an older MLflow schema).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,7 +60,25 @@ def client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     check_store(uri)
+    if uri.startswith(("http://", "https://")):
+        show_resends()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def show_resends() -> None:
+    """One line on stderr per request MLflow's client resends to a server that did not answer.
+
+    urllib3 logs each resend as a warning, but its NullHandler keeps the line out of a command's
+    output: a job waiting out a server restart (up to minutes) would pause for no visible reason.
+    Not where the root logger has handlers (they show it already)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if logging.getLogger().handlers or any(h.get_name() == "pipeline-resends" for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.set_name("pipeline-resends")
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("[tracking] %(message)s"))
+    logger.addHandler(handler)
 
 
 _checked_stores: set[str] = set()

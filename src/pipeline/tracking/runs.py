@@ -248,8 +248,10 @@ def mark_training_experiment(mlflow_client: MlflowClient, experiment: Experiment
 @ctrl_c_after_write()
 def create_run(uri: str, experiment: str, name: str, tags: Mapping[str, str]) -> Run:
     """A new run in the named experiment (created on first use)."""
+    from pipeline.tracking import once
+
     c = client(uri)
-    created = c.create_run(experiment_id(c, experiment, uri), run_name=name, tags=dict(tags))
+    created = once.create_run(c, uri, experiment_id(c, experiment, uri), name, tags)
     return Run(uri, created.info.run_id)
 
 
