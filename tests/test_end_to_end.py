@@ -364,3 +364,40 @@ def test_dvc_queue_runs_experiments_into_the_projects_mlflow_store(tmp_path, idx
     assert sorted(r.data.params["model.hidden"] for r in runs) == ["[32]", "[64]"]
     assert all(r.info.status == "FINISHED" and "test/acc" in r.data.metrics for r in runs)
     assert not list((project / ".dvc").rglob("mlflow.db"))  # nothing stranded in the temporary copies
+
+
+@pytest.mark.slow
+def test_a_second_dvc_repro_in_the_same_checkout_stops_at_once_and_the_first_completes(tmp_path, idx_dir):
+    import time
+
+    project = _project_copy(tmp_path, idx_dir)
+    params = run_module(
+        "pipeline.stages.config",
+        "data.source=local",
+        f"data.local_dir={idx_dir}",
+        "data.train_subset=3000",
+        "data.batch_size=50",
+        "trainer.max_epochs=3",
+        "tracking.log_model=false",
+        cwd=project,
+    )
+    (project / "params.yaml").write_text(params.stdout)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())", "repro", "train"]
+    first = subprocess.Popen(dvc, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    history = project / "outputs/main/plots/history.csv"
+    deadline = time.time() + 600
+    while time.time() < deadline and first.poll() is None and not history.is_file():
+        time.sleep(0.05)  # the first is training
+    second = _dvc(project, "repro", "train")
+    assert first.poll() is None  # it stopped while the first still ran
+    assert second.returncode != 0
+    said = second.stdout + second.stderr
+    # DVC's own message: what is busy, the process that holds it, and the lock file if that process is gone
+    assert "is busy, it is being blocked by" in said and f"(PID {first.pid})" in said, said[-2000:]
+    out, _ = first.communicate(timeout=900)
+    assert first.returncode == 0, out[-3000:]
+    assert len(history.read_text().splitlines()) == 4  # all three epochs, once
+    _, run = _only_run(f"sqlite:///{project}/mlflow.db")
+    assert run.info.status == "FINISHED"
