@@ -14,8 +14,9 @@ from conftest import PROJECT
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
 
 
-def project_copy(dest: Path) -> Path:
-    """A fresh git repository with the project's tracked and unignored files (outputs/main, dvc.lock too)."""
+def project_copy(dest: Path, skip: tuple[str, ...] = ()) -> Path:
+    """A fresh git repository with the project's tracked and unignored files (outputs/main, dvc.lock too),
+    but those whose path starts with one of `skip`."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=PROJECT,
@@ -24,7 +25,7 @@ def project_copy(dest: Path) -> Path:
         check=True,
     ).stdout.split()
     for name in files:
-        if (PROJECT / name).is_file():
+        if (PROJECT / name).is_file() and not name.startswith(skip):
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT / name, dest / name)
     subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=dest, check=True)  # the branch name rows show

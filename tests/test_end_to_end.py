@@ -2,13 +2,12 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, run_module
+from conftest import run_module
 from mlflow.tracking import MlflowClient
 
 from pipeline.common.metric_names import mlflow_name
@@ -184,32 +183,27 @@ def test_ddp_on_two_cpu_processes_logs_once(tmp_path, mnist_root):
 
 
 def _project_copy(tmp_path, idx_dir):
-    """A fresh git repository holding the project's tracked files, its data read from a local IDX folder."""
-    dest = tmp_path / "project"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (PROJECT / name).is_file() and not name.startswith(("outputs/", "dvc.lock")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT / name, dest / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
-    return dest
+    """A fresh git repository holding the project's tracked files, without its DVC outputs and lock
+    (each test's params.yaml reads the data from the local IDX folder `idx_dir`)."""
+    from dvc_project import project_copy
+
+    (tmp_path / "project").mkdir()
+    return project_copy(tmp_path / "project", skip=("outputs/", "dvc.lock"))
+
+
+def _dvc_env():
+    """The environment's bin/ first on PATH, as an activated environment has it; never the user's store."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+_DVC = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())"]
 
 
 def _dvc(project, *args, timeout=900):
-    """`dvc ARGS` with the environment's bin/ first on PATH, as an activated environment has it."""
-    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run([*dvc, *args], cwd=project, capture_output=True, text=True, timeout=timeout, env=env)
+    """`dvc ARGS`, run as a user of the activated environment would."""
+    return subprocess.run([*_DVC, *args], cwd=project, capture_output=True, text=True, timeout=timeout, env=_dvc_env())
 
 
 @pytest.mark.slow
@@ -289,11 +283,13 @@ def test_dvc_repro_after_a_killed_training_resumes_without_cleanup(tmp_path, idx
         cwd=project,
     )
     (project / "params.yaml").write_text(params.stdout)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())", "repro"]
     proc = subprocess.Popen(
-        dvc, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [*_DVC, "repro"],
+        cwd=project,
+        env=_dvc_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     history = project / "outputs/main/plots/history.csv"
     deadline = time.time() + 600
@@ -382,10 +378,14 @@ def test_a_second_dvc_repro_in_the_same_checkout_stops_at_once_and_the_first_com
         cwd=project,
     )
     (project / "params.yaml").write_text(params.stdout)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    dvc = [sys.executable, "-c", "from dvc.cli import main; raise SystemExit(main())", "repro", "train"]
-    first = subprocess.Popen(dvc, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [*_DVC, "repro", "train"],
+        cwd=project,
+        env=_dvc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     history = project / "outputs/main/plots/history.csv"
     deadline = time.time() + 600
     while time.time() < deadline and first.poll() is None and not history.is_file():
