@@ -234,6 +234,9 @@ def _validate(cfg: DictConfig) -> None:
         raise ConfigError("data.source=local needs data.local_dir=<folder with the four MNIST IDX files>.")
     if cfg.tracking.get("lock_timeout_s") is not None:
         _positive(cfg, "tracking.lock_timeout_s", float)
+    for key in ("outage_wait_s", "outage_report_s"):
+        if cfg.tracking.get(key) is not None:
+            _positive(cfg, f"tracking.{key}", float)
     _system_metrics(cfg)
     register = cfg.tracking.get("register", "auto")
     if not (register == "auto" or isinstance(register, bool)):

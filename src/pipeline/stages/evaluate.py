@@ -34,6 +34,7 @@ def predict_logits(model, images, batch_size: int):
 def evaluate(cfg: DictConfig) -> dict:
     """The evaluate stage: compute the test-set results, then record them (files and the MLflow run)."""
     from pipeline.tracking import run_ref
+    from pipeline.tracking.metric_journal import send_kept
     from pipeline.tracking.runs import recording
     from pipeline.tracking.system_metrics import system_metrics
 
@@ -41,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict:
     # The run is open (and its system metrics sampled) while the model is evaluated, not only
     # while the results are written; a failed evaluation ends it FAILED.
     with recording(run_ref.run_of(ref)) as run, system_metrics(run, cfg.tracking):
+        send_kept(cfg.run_dir)  # training metrics a tracking-server outage left in the run folder
         evaluation = compute(cfg, ref)
         record(cfg, run, evaluation)
     from pipeline.config.model_policy import model_policy

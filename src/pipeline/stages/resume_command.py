@@ -25,18 +25,15 @@ def command_line(overrides: Sequence[str], run_dir: str | Path) -> str:
 def store_unreachable(err: BaseException) -> bool:
     """Whether err came from the tracking store itself (locked, or a server that does not answer):
     then writing the description would only wait for it again."""
+    from pipeline.tracking.metric_journal import unreachable
     from pipeline.tracking.store import is_lock_error
 
-    cur: BaseException | None = err
-    while cur is not None:
-        if type(cur).__module__.split(".")[0] in ("requests", "urllib3") or "Max retries exceeded" in str(cur):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return is_lock_error(err)
+    return unreachable(err) or is_lock_error(err)
 
 
 def announce(run_dir: str | Path, overrides: Sequence[str], err: BaseException, stages: list[str]) -> str | None:
-    """If the run is unfinished (its training, or one of `stages` after it), say how to resume it."""
+    """If the run is unfinished (its training, its recording while the tracking server did not answer,
+    or one of `stages` after it), say how to resume it."""
     from pipeline.tracking import run_ref
     from pipeline.training.resume import what_is_left
 

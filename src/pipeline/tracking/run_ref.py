@@ -1,10 +1,11 @@
 """The run.json protocol: the file in a run folder that ties DVC's outputs to their MLflow run.
 
-Training writes it (state "training", then "completed" with the best checkpoint); every later
-stage reads it to find the model and the run to write into. A Hydra job also lists there the
-stages after training that have finished (`stages_done`), so running the same command again
-runs only what is missing, and names its sweep's parent run (`sweep_parent`), so a sweep run
-again finds its own jobs. This is the only code that reads or writes run.json.
+Training writes it (state "training", then "completed" with the best checkpoint, or "recording"
+while the tracking server does not answer); every later stage reads it to find the model and the
+run to write into. A Hydra job also lists there the stages after training that have finished
+(`stages_done`), so running the same command again runs only what is missing, and names its
+sweep's parent run (`sweep_parent`), so a sweep run again finds its own jobs. This is the only code that reads
+or writes run.json.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pipeline.tracking.client import check_store
 from pipeline.tracking.runs import Run
 
 RUN_REF = "run.json"
+# States: "training" (under way or stopped: resumable), "recording" (trained, but the tracking server
+# did not answer: the results wait in the run folder; the same command records them), "completed".
+TRAINING, RECORDING, COMPLETED = "training", "recording", "completed"
+UNFINISHED = (TRAINING, RECORDING)
 
 
 def write(run_dir: str | Path, run: Run, **extra: Any) -> Path:

@@ -7,7 +7,9 @@ sampling, under the metric names `system/cpu_utilization_percentage`, `system/sy
 The pipeline's runs are opened and closed by the client API (runs.py), not by the fluent
 `start_run`, so the monitor is started and stopped here, around the stage's work: stopped when the
 block ends, whether it finished, failed or was interrupted (KeyboardInterrupt, SIGTERM's
-SystemExit). A process killed outright takes the monitor's daemon thread with it.
+SystemExit). A process killed outright takes the monitor's daemon thread with it. A tracking server
+that does not answer never stops the stage: MLflow's monitor stops sampling after its failed
+request (a warning), and the stage waits at most FINISH_WAIT_S for it at the end.
 
 A sample is logged at the end of each interval: a stage shorter than one interval records none.
 Settings (conf/tracking/): `tracking.system_metrics` (true/false), `tracking.system_metrics_interval`
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 #: The prefix of every system metric MLflow's monitor logs.
 PREFIX = "system/"
 MONITOR_LOGGER = "mlflow.system_metrics.system_metrics_monitor"
+FINISH_WAIT_S = 10.0
 
 
 @contextlib.contextmanager
@@ -51,4 +56,14 @@ def system_metrics(run: Run | None, tracking: Mapping[str, Any]) -> Iterator[Non
     try:
         yield
     finally:
-        monitor.finish()  # wakes the sampling thread, joins it, writes what it holds
+        # finish() wakes the sampling thread, joins it and writes what it holds. With the tracking server
+        # down, the thread sits in MLflow's HTTP retries (minutes): the stage waits a bounded time only.
+        stopper = threading.Thread(target=monitor.finish, name="system-metrics-finish", daemon=True)
+        stopper.start()
+        stopper.join(FINISH_WAIT_S)
+        if stopper.is_alive():
+            print(
+                f"[tracking] the last system metrics were not sent: the tracking server {run.uri} does not answer",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -16,6 +16,9 @@ from pipeline.common.metric_names import EPOCH_METRICS, VAL_PGD_ACC
 class EpochHistory(L.Callback):
     """Per-epoch metrics to a CSV (for `dvc plots`) and to the MLflow run, with step = epoch.
 
+    `run`: anything with Run's `log_metrics`; training passes a MetricJournal (tracking/metric_journal.py),
+    which keeps them in the run folder and sends them in the background.
+
     `quarter_reports`: without a live progress bar (logs, DVC), long epochs still report progress.
     """
 
@@ -61,7 +64,7 @@ class EpochHistory(L.Callback):
         found["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row = {"epoch": trainer.current_epoch + 1, **found}
         self.rows.append(row)
-        if self.run is not None:  # first: an epoch in history.csv is an epoch the run has logged
+        if self.run is not None:  # first: an epoch in history.csv is an epoch the run has logged (or kept)
             self.run.log_metrics(found, step=row["epoch"])
         with atomic.replacing(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))

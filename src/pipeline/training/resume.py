@@ -28,7 +28,8 @@ def resumable(run_dir: Path, fingerprint: str) -> dict | None:
     ref = run_ref.find(run_dir)
     if ref is None:
         return None
-    return ref if ref.get("state") == "training" and ref.get("config_hash") == fingerprint else None
+    unfinished = ref.get("state") in run_ref.UNFINISHED  # "recording": trained, results not yet in the store
+    return ref if unfinished and ref.get("config_hash") == fingerprint else None
 
 
 def clear_stale_outputs(run_dir: Path) -> None:
@@ -40,7 +41,7 @@ def clear_stale_outputs(run_dir: Path) -> None:
     from pipeline.training.checkpoint_recovery import set_aside
 
     ref = run_ref.find(run_dir)
-    if ref is not None and ref.get("state") == "training":
+    if ref is not None and ref.get("state") in run_ref.UNFINISHED:
         kept = set_aside(run_dir / "checkpoints")
         if kept is not None:
             print(f"[train] the unfinished run's checkpoints are kept in {kept}", flush=True)
@@ -72,10 +73,11 @@ def own_run(
 
 
 def what_is_left(ref: dict, stages: list[str]) -> str:
-    """What a run.json's run still needs: "training", "stages" (trained, some of `stages` not done) or "done"."""
+    """What a run.json's run still needs: "training" (or its recording), "stages" (trained, some of
+    `stages` not done) or "done"."""
     from pipeline.tracking import run_ref
 
-    if ref.get("state") == "training":
+    if ref.get("state") in run_ref.UNFINISHED:  # "recording": trained; fit() records it without training
         return "training"
     # Only a Hydra job's run.json lists its stages (a DVC stage's, or an older one's, does not).
     tracked = "stages_done" in ref and "pruned_epoch" not in ref
