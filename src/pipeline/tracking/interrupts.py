@@ -31,10 +31,11 @@ def ctrl_c_after_write() -> Iterator[None]:
     Also a decorator. Nested blocks hold it once; outside the main thread (where no signal
     handler runs) or under a handler not set from Python it changes nothing.
     """
-    if threading.current_thread() is not threading.main_thread() or not _held(signal.SIGINT):
+    main = threading.current_thread() is threading.main_thread()
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM) if _held(s)] if main else []
+    if not signums:  # (SIGINT may be ignored, as in a background job, while SIGTERM raises)
         yield
         return
-    signums = [s for s in (signal.SIGINT, signal.SIGTERM) if _held(s)]
     previous = {s: signal.getsignal(s) for s in signums}
     pending: list[int] = []
 
