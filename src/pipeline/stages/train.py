@@ -7,7 +7,7 @@
 Writes <run_dir>/checkpoints/{best,last}.ckpt, <run_dir>/run.json (the MLflow
 run id) and <run_dir>/plots/history.csv (per-epoch metrics). Under DDP only
 rank 0 writes files or talks to MLflow. `fit` reads top to bottom:
-seed -> data -> model -> run -> trainer -> fit -> record.
+seed -> data -> model -> run -> trainer -> fit -> record (record_training.py).
 """
 
 from __future__ import annotations
@@ -24,18 +24,13 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.stages import record_training as record
 from pipeline.stages.order import JOB_ENDS_BEFORE, STAGES
 from pipeline.training.resume import clear_stale_outputs, config_fingerprint, resumable
 
-# Tags of a trial's MLflow run that an Optuna study pruned (hydra.sweeper.pruner).
-PRUNED_TAG = "optuna.pruned"
-PRUNED_EPOCH_TAG = "optuna.pruned_epoch"
 # Settings of conf/trainer/ that are ours, not Lightning's.
 _NOT_TRAINER_ARGS = ("progress_refresh",)
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
-# Trained, but the tracking server did not take the results: sysexits' EX_TEMPFAIL ("try again
-# later"). Not 0: DVC must not cache a stage whose run is unrecorded; not 1: nothing is broken.
-OUTAGE_EXIT = 75
 
 
 def drop_unusable_nvml_check() -> bool:
@@ -180,7 +175,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     elif resume:
         ckpt = next((p for p in (run_dir / "checkpoints" / n for n in CHECKPOINTS) if p.is_file() and loads(p)), None)
     if resume and resume.get("state") == run_ref.RECORDING:  # trained already: only the results to record
-        return _record_kept(cfg, run_dir, resume) if rank == 0 else {}
+        return record.record_kept(cfg, run_dir, resume) if rank == 0 else {}
     run = _open_run(cfg, run_dir, resume, ckpt, fingerprint, n_params, command, overrides) if rank == 0 else None
     # Per-epoch metrics go through a journal in the run folder: training never waits on the store.
     journal = None
@@ -204,11 +199,11 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 return {}
             # record
             assert journal is not None  # rank 0 has its run
-            facts = _results(checkpoint, train_seconds, pruned_epoch(trainer))
+            facts = record.training_results(checkpoint, train_seconds, pruned_epoch(trainer))
             if overrides is not None:  # a Hydra job lists in run.json the stages after training as they finish
                 facts["stages_done"] = []
-            _hand_over(cfg, run_dir, run, journal, fingerprint, facts)
-            return _finish(cfg, run_dir, run, fingerprint, facts)
+            record.hand_over(cfg, run_dir, run, journal, fingerprint, facts)
+            return record.finish(cfg, run_dir, run, fingerprint, facts)
         except BaseException as err:
             # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
             from pipeline.tracking.runs import end_status
@@ -217,9 +212,9 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 journal.flush(0 if unreachable(err) else 5)
                 journal.close()
             if run is not None and unreachable(err):  # not a bug: what is kept where, and what to type
-                text = str(err) if isinstance(err, TrackingUnreachable) else _unrecorded(run, run_dir)
+                text = str(err) if isinstance(err, TrackingUnreachable) else record.unrecorded(run, run_dir)
                 print(f"error: {text}", file=sys.stderr, flush=True)
-                raise SystemExit(OUTAGE_EXIT) from err
+                raise SystemExit(record.OUTAGE_EXIT) from err
             full = atomic.full_disk_error(err)
             if run is not None:
                 if full:
@@ -268,147 +263,15 @@ def _open_run(
         run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
         run.log_dataset(**dataset_record(cfg.data))
     run_ref.write(
-        run_dir, run, experiment=cfg.tracking.experiment, config_hash=fingerprint, state="training", **_sweep_of_job()
+        run_dir,
+        run,
+        experiment=cfg.tracking.experiment,
+        config_hash=fingerprint,
+        state="training",
+        **record.sweep_of_job(),
     )
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
     return run
-
-
-def _sweep_of_job() -> dict[str, str]:
-    """run.json's `sweep_parent`: the sweep this job belongs to (none outside a sweep)."""
-    from pipeline.tracking import sweeps
-
-    parent = sweeps.sweep_parent_id()
-    return {"sweep_parent": parent} if parent else {}
-
-
-def _results(checkpoint, train_seconds: float, pruned: int | None) -> dict[str, Any]:
-    """What training found, as run.json records it: the best checkpoint, its validation accuracy, the time.
-
-    `pruned`: the epoch after which an Optuna study stopped this trial; its model is no candidate,
-    so it is neither logged nor registered."""
-    best = checkpoint.best_model_path or checkpoint.last_model_path
-    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
-    return {
-        "best_checkpoint": str(best),
-        "val_best_acc": best_val,
-        "train_seconds": train_seconds,
-        **({"pruned_epoch": pruned} if pruned is not None else {}),
-    }
-
-
-def _hand_over(cfg: DictConfig, run_dir: Path, run, journal, fingerprint: str, facts: dict[str, Any]) -> None:
-    """run.json says "recording" (with the results); the summary metrics join the journal, which is
-    given tracking.outage_wait_s to reach the store. If it does not, TrackingUnreachable says what to
-    type: everything stays in the run folder."""
-    from pipeline.tracking import run_ref
-    from pipeline.tracking.metric_journal import TrackingUnreachable
-
-    # "recording" from here on: a command stopped while the results go to the store records them
-    # again (the same command), without training again.
-    run_ref.write(
-        run_dir,
-        run,
-        experiment=cfg.tracking.experiment,
-        config_hash=fingerprint,
-        state=run_ref.RECORDING,
-        **facts,
-        **_sweep_of_job(),
-    )
-    journal.log_metrics({"val/best_acc": facts["val_best_acc"], "time/train_s": facts["train_seconds"]})
-    wait = float(cfg.tracking.get("outage_wait_s") or 240)
-    sent = journal.flush(wait)
-    journal.close()
-    if sent:
-        return
-    raise TrackingUnreachable(
-        f"training finished, but the tracking server {run.uri} did not answer (waited {wait:.0f} s, "
-        f"tracking.outage_wait_s): run {run.run_id} is not recorded yet. Nothing is lost: the checkpoints "
-        f"and {journal.unsent} unsent metrics are in {run_dir} (run.json state: recording). Once the server "
-        f"answers, run the same command with run_dir={run_dir.absolute()}: it records the run without training again."
-    )
-
-
-def _record_kept(cfg: DictConfig, run_dir: Path, ref: dict[str, Any]) -> dict:
-    """A training that ended while the tracking server did not answer: send what it kept, then record it."""
-    from pipeline.tracking import run_ref
-    from pipeline.tracking.metric_journal import TrackingUnreachable, answers, send_kept, unreachable
-
-    run = run_ref.run_of(ref)
-    print(f"[train] run {run.run_id} was trained; recording its results from {run_dir}", flush=True)
-    kept = ("best_checkpoint", "val_best_acc", "train_seconds", "pruned_epoch", "stages_done")
-    facts: dict[str, Any] = {k: ref[k] for k in kept if k in ref}
-    try:
-        if not answers(run.uri):  # at once, not after MLflow's minutes of retries
-            raise TrackingUnreachable(f"{run.uri} does not answer")
-        run.open()
-        send_kept(run_dir)
-        return _finish(cfg, run_dir, run, ref["config_hash"], facts)
-    except Exception as err:
-        if not unreachable(err):
-            raise
-        print(f"error: {_unrecorded(run, run_dir)}", file=sys.stderr, flush=True)
-        raise SystemExit(OUTAGE_EXIT) from TrackingUnreachable(str(err))
-
-
-def _unrecorded(run, run_dir: Path) -> str:
-    return (
-        f"the tracking server {run.uri} does not answer: run {run.run_id} is trained but not recorded yet. "
-        f"Nothing is lost: the checkpoints and unsent metrics are in {run_dir} (run.json state: recording). "
-        f"Once the server answers, run the same command with run_dir={run_dir.absolute()}."
-    )
-
-
-def _finish(cfg: DictConfig, run_dir: Path, run, fingerprint: str, facts: dict[str, Any]) -> dict:
-    """The best checkpoint and its validation accuracy into run.json and the MLflow run, which then ends
-    (its summary metrics are in the run already)."""
-    from pipeline.tracking import run_ref
-
-    best, best_val, train_seconds = facts["best_checkpoint"], facts["val_best_acc"], facts["train_seconds"]
-    pruned = facts.get("pruned_epoch")
-    if pruned is not None:
-        run.set_tags({PRUNED_TAG: "true", PRUNED_EPOCH_TAG: str(pruned)})
-    run.log_artifact(best, "checkpoints")
-    from pipeline.config.model_policy import model_policy
-
-    logs, registers = model_policy(cfg) if pruned is None else (False, False)
-    if logs:
-        from pipeline.nn.builders import load_checkpoint
-
-        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-        name = cfg.tracking.registered_model if registers else None
-        version = run.log_model(load_checkpoint(best), model_cfg, name)
-        if registers:
-            print(f"[train] registered model {name} version {version}", flush=True)
-        else:
-            print(
-                f"[train] logged the model in run {run.run_id}, not registered: an ad-hoc run "
-                f"(tracking.register=true registers it)",
-                flush=True,
-            )
-    # Completed only once the store has it all: until then "recording" sends the same command here again.
-    run_ref.write(
-        run_dir,
-        run,
-        experiment=cfg.tracking.experiment,
-        config_hash=fingerprint,
-        state=run_ref.COMPLETED,
-        **facts,
-        **_sweep_of_job(),
-    )
-    run.end("FINISHED")  # later stages reopen it to add their results
-    print(
-        f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "
-        f"checkpoints in {run_dir / 'checkpoints'}, run id in {run_dir / 'run.json'}",
-        flush=True,
-    )
-    return {
-        "run_id": run.run_id,
-        "tracking_uri": run.uri,
-        "best_checkpoint": best,
-        "val/acc": best_val,
-        **({"pruned_epoch": pruned} if pruned is not None else {}),
-    }
 
 
 def run_dvc(cfg: DictConfig) -> None:
