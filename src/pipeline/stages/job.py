@@ -63,8 +63,9 @@ def continue_own_run(cfg: DictConfig, overrides: list[str], stages: list[str]) -
     elif left == "stages":
         _say_trained(folder, ref, stages)
     else:
+        what = "a trained, unrecorded run" if ref.get("state") == run_ref.RECORDING else "an unfinished training"
         print(
-            f"[train] the same settings left an unfinished training in {folder}: continuing it "
+            f"[train] the same settings left {what} in {folder}: continuing it "
             "(run_dir=<another folder> starts a new run)",
             flush=True,
         )
