@@ -44,7 +44,9 @@ def test_ctrl_c_ends_with_the_resume_command_and_that_command_finishes_the_same_
     )
     deadline = time.time() + 300
     while (
-        time.time() < deadline and proc.poll() is None and not list(tmp_path.glob("outputs/runs/*/checkpoints/last.ckpt"))
+        time.time() < deadline
+        and proc.poll() is None
+        and not list(tmp_path.glob("outputs/runs/*/checkpoints/last.ckpt"))
     ):
         time.sleep(0.02)  # Ctrl-C once the first epoch's checkpoint is on disk
     proc.send_signal(signal.SIGINT)
