@@ -9,11 +9,9 @@ FINISHED with the true counts. The figures (time, downtimes, client retries) are
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -24,10 +22,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import _command_env, free_port
+from conftest import _command_env
+from mlflow_server import MlflowServer
 
 from pipeline.common.metric_names import EPOCH_METRICS, TEST_ACC, mlflow_name
-from pipeline.stages.ui import server_env
 
 JOBS, AT_A_TIME, EPOCHS = 12, 4, 2
 TINY_JOB = [
@@ -39,63 +37,9 @@ TINY_JOB = [
 DOWN_S = 3.0  # how long the server stays dead before it is started again
 
 
-class Server:
-    """`mlflow server` on a fixed port and store, which can be killed and started again."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self, timeout: float = 120) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--backend-store-uri",
-            f"sqlite:///{self.folder}/server.db",
-            "--artifacts-destination",
-            str(self.folder / "server-artifacts"),
-            "--workers",
-            "2",
-        ]
-        self.starts += 1
-        log = open(self.folder / f"server-{self.starts}.log", "w")  # noqa: SIM115 -- the child holds it
-        env = server_env({k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
-        self.proc = subprocess.Popen(
-            cmd, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, (self.folder / f"server-{self.starts}.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                assert time.monotonic() < deadline, f"{self.url} did not answer within {timeout}s"
-                time.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL to the server and its workers (its own process group): nothing is finished or answered."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.proc = None
-
-
 @pytest.fixture
 def server(tmp_path):
-    server = Server(tmp_path)
+    server = MlflowServer(tmp_path)
     try:
         yield server
     finally:

@@ -1,13 +1,13 @@
 """Hydra multirun sweeps under load: parallel jobs (joblib) writing to SQLite and to an MLflow server."""
 
-import sys
+import signal
 
 import pytest
-from conftest import free_port, run_module, serving
+from conftest import run_module
 from mlflow.tracking import MlflowClient
+from mlflow_server import MlflowServer
 
 from pipeline.common.metric_names import mlflow_name
-from pipeline.stages.ui import server_env
 
 TINY_JOB = ["data.train_subset=500", "trainer.max_epochs=1", "tracking.log_model=false"]
 
@@ -58,26 +58,10 @@ def test_eight_jobs_four_at_a_time_on_the_default_sqlite_store(tmp_path, mnist_r
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path}/server.db",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-        "--workers",
-        "2",
-    ]
-    with serving(cmd, f"{url}/health", cwd=tmp_path, env=server_env(), timeout=120):
-        yield url
+    server = MlflowServer(tmp_path)
+    server.start()
+    yield server.url
+    server.kill(signal.SIGTERM)
 
 
 @pytest.mark.slow

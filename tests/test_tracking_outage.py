@@ -9,8 +9,8 @@ the client retries for about 4 minutes).
 
 from __future__ import annotations
 
-import contextlib
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import _command_env, free_port, serving
+from conftest import _command_env
+from mlflow_server import MlflowServer
 
 from pipeline.common.metric_names import mlflow_name
-from pipeline.stages.ui import server_env
 from pipeline.tracking.metric_journal import MetricJournal, journal_path, kept_journals, send_kept, unreachable
 
 SHORT_RETRIES = {
@@ -40,34 +40,15 @@ SMALL = [
 ]
 
 
-class Server:
-    """`mlflow server` on a SQLite store; stop() kills it, start() brings it back on the same port and store."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._stack = contextlib.ExitStack()
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.folder}/mlflow.db"]
-        cmd += ["--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--workers", "1"]
-        env = server_env(_command_env())
-        self._stack.enter_context(serving(cmd, f"{self.url}/health", cwd=self.folder, env=env, log=self.folder / "log"))
-
-    def stop(self) -> None:
-        self._stack.close()
-
-
 @pytest.fixture
 def server(tmp_path):
-    found = Server(tmp_path)
+    found = MlflowServer(tmp_path, workers=1)
     found.start()
     yield found
-    found.stop()
+    found.kill()
 
 
-def _train(tmp_path: Path, server: Server, mnist_root: Path, *extra: str) -> subprocess.Popen:
+def _train(tmp_path: Path, server: MlflowServer, mnist_root: Path, *extra: str) -> subprocess.Popen:
     args = [*SMALL, f"run_dir={tmp_path / 'run'}", f"data.root={mnist_root}", *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.stages.train", *args],
@@ -79,7 +60,7 @@ def _train(tmp_path: Path, server: Server, mnist_root: Path, *extra: str) -> sub
     )
 
 
-def _outage_after_epoch_1(proc: subprocess.Popen, server: Server, down_s: float | None) -> list[str]:
+def _outage_after_epoch_1(proc: subprocess.Popen, server: MlflowServer, down_s: float | None) -> list[str]:
     """Read the command's lines; kill the server when epoch 1 is reported; start it again `down_s` later
     (None: not during the command). Returns every line with the seconds since the kill."""
     lines: list[str] = []
@@ -90,7 +71,7 @@ def _outage_after_epoch_1(proc: subprocess.Popen, server: Server, down_s: float 
         at = time.monotonic() - killed_at[0] if killed_at else -1.0
         lines.append(f"{at:7.1f} {line.rstrip()}")
         if not killed_at and line.startswith("[train] epoch 1/"):
-            server.stop()
+            server.kill(signal.SIGTERM)
             killed_at.append(time.monotonic())
             if down_s is not None:
                 restarter.append(threading.Thread(target=lambda: (time.sleep(down_s), server.start())))
