@@ -40,6 +40,18 @@ def journal_path(run_dir: str | Path, run_id: str) -> Path:
     return Path(run_dir) / f"{PREFIX}{run_id}.json"
 
 
+def _words(uri: str) -> tuple[str, str, str, str]:
+    """How the lines name the store, its fault, its way back, and its return: a server that does not
+    answer, or a SQLite file that another process holds locked past MLflow's own 20 s wait."""
+    from pipeline.tracking.store import sqlite_path
+
+    db = sqlite_path(uri)
+    if db is None:
+        return "tracking server", "unreachable", "when it answers", "answers again"
+    busy = "busy (another process is writing to it: the MLflow UI, another job, a sqlite3 shell)"
+    return f"run store {db}", busy, "when it is free", "is free again"
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -213,7 +225,8 @@ class MetricJournal:
             self._save()
             if self._down_since is not None:
                 self._down_since = None
-                self.say(f"[tracking] tracking server answers again: the kept metrics of run {self.run_id} were sent")
+                name, _, _, back = _words(self.uri)
+                self.say(f"[tracking] {name} {back}: the kept metrics of run {self.run_id} were sent")
             self._changed.notify_all()
 
     def _watch(self) -> None:
@@ -228,14 +241,16 @@ class MetricJournal:
                 said_at = None
             elif said_at is None:
                 said_at = time.monotonic()
+                name, fault, when, _ = _words(self.uri)
                 self.say(
-                    f"[tracking] tracking server unreachable since {_clock(since)}; metrics kept in {self.path}; "
-                    f"they are sent when it answers"
+                    f"[tracking] {name} {fault} since {_clock(since)}; metrics kept in {self.path}; "
+                    f"they are sent {when}"
                 )
             elif time.monotonic() - said_at >= self.report_every_s:
                 said_at = time.monotonic()
+                name, fault, _, _ = _words(self.uri)
                 self.say(
-                    f"[tracking] tracking server still unreachable (since {_clock(since)}, "
+                    f"[tracking] {name} still {fault.split(' (')[0]} (since {_clock(since)}, "
                     f"{(time.time() - since) / 60:.1f} min); {self.unsent} metrics kept in {self.path}"
                 )
 
