@@ -148,3 +148,19 @@ def test_the_same_sweep_again_resumes_an_unfinished_parent_only(tmp_path):
             parent.end(status)
         assert (sweeps.unfinished_sweep(config, f"seed=1,2 case={i}") == parent) is resumed, (status, owner)
     assert sweeps.unfinished_sweep(config, "seed=1,3") is None  # other overrides: another sweep
+
+
+def test_a_sweep_whose_store_is_down_at_its_end_says_what_stays_running_and_what_to_type(tmp_path, capsys, monkeypatch):
+    from pipeline.stages.sweep import SweepTracking
+    from pipeline.tracking.runs import Run
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    (tmp_path / "job-failed-1.json").write_text(json.dumps({"run_dir": str(tmp_path / "1")}))
+    (tmp_path / "job-failed-2.json").write_text(json.dumps({"run_dir": str(tmp_path / "2")}))
+    callback = SweepTracking()
+    callback.sweep_dir, callback.reruns = tmp_path, True
+    callback.run = Run("http://127.0.0.1:9", "0" * 32)  # nothing listens there: the store does not answer
+    callback._end_if_running()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"[sweep] 2 job(s) failed (named above; {tmp_path}/job-failed-*.json); the tracking store")
+    assert f"parent run {'0' * 32} stays RUNNING. Once it answers, run the same command again" in line

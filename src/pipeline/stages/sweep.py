@@ -85,10 +85,25 @@ class SweepTracking(Callback):
         sweeps.announce_sweep_parent(None)
 
     def _end_if_running(self) -> None:
+        from pipeline.stages.resume_command import store_unreachable
+
         try:
             self._end(finished=False)
         except Exception as err:  # at exit: say it, do not hide the sweep's own error
-            print(f"warning: could not end the sweep's parent run: {err}", file=sys.stderr, flush=True)
+            run = getattr(self, "run", None)
+            if run is None or not store_unreachable(err):
+                print(f"warning: could not end the sweep's parent run: {err}", file=sys.stderr, flush=True)
+                return
+            # The counts come from the sweep's folder: the store that would hold them does not answer.
+            failed = len(failed_jobs(self.sweep_dir))
+            again = " Once it answers, run the same command again: it resumes this sweep, keeps the finished jobs"
+            print(
+                f"[sweep] {failed} job(s) failed (named above; {self.sweep_dir}/job-failed-*.json); the tracking "
+                f"store {run.uri} does not answer, so parent run {run.run_id} stays RUNNING."
+                + (f"{again} and runs the others in their own runs." if self.reruns else ""),
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _end(self, finished: bool):
         """End the parent once: FINISHED when every job finished, else FAILED (failed jobs) or KILLED
