@@ -31,7 +31,7 @@ class SweepTracking(Callback):
 
         refuse_bad_pruner(config)
         overrides = " ".join(config.hydra.overrides.task)
-        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         self.reruns = reruns_jobs(config.hydra.sweeper)
         self.run = sweeps.unfinished_sweep(config, overrides) if self.reruns else None
         if self.run is not None:
