@@ -179,11 +179,11 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
     run = _open_run(cfg, run_dir, resume, ckpt, fingerprint, n_params, command, overrides) if rank == 0 else None
     # Per-epoch metrics go through a journal in the run folder: training never waits on the store.
     journal = None
-    if run is not None:
-        journal = MetricJournal(run.uri, run.run_id, run_dir, float(cfg.tracking.get("outage_report_s") or 30))
-    # CPU, memory and GPU while it trains, into the run (rank 0; off: tracking.system_metrics=false)
-    with system_metrics(run, cfg.tracking):
-        try:
+    try:  # from here on the run always ends: KILLED on Ctrl-C/SIGTERM, FAILED on an error
+        if run is not None:
+            journal = MetricJournal(run.uri, run.run_id, run_dir, float(cfg.tracking.get("outage_report_s") or 30))
+        # CPU, memory and GPU while it trains, into the run (rank 0; off: tracking.system_metrics=false)
+        with system_metrics(run, cfg.tracking):
             # trainer
             trainer, checkpoint = build_trainer(cfg, run_dir, journal)
             # fit
@@ -204,35 +204,35 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 facts["stages_done"] = []
             record.hand_over(cfg, run_dir, run, journal, fingerprint, facts)
             return record.finish(cfg, run_dir, run, fingerprint, facts)
-        except BaseException as err:
-            # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
-            from pipeline.tracking.runs import end_status
+    except BaseException as err:
+        # Never leave a run at RUNNING: Ctrl-C/SIGTERM -> KILLED, anything else -> FAILED.
+        from pipeline.tracking.runs import end_status
 
-            if journal is not None:  # what it holds goes into the run as it ends, or stays in the folder
-                journal.flush(0 if unreachable(err) else 5)
-                journal.close()
-            if run is not None and unreachable(err):  # not a bug: what is kept where, and what to type
-                text = str(err) if isinstance(err, TrackingUnreachable) else record.unrecorded(run, run_dir)
-                print(f"error: {text}", file=sys.stderr, flush=True)
-                raise SystemExit(record.OUTAGE_EXIT) from err
-            full = atomic.full_disk_error(err)
-            if run is not None:
-                if full:
-                    run.log_failure(atomic.full_disk_message(full, run_dir))
-                run.end(end_status(err))
-            if full:  # not a bug: one line that says where, and that the next run resumes
-                print(
-                    f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
-                    f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                raise SystemExit(1) from err
-            if isinstance(err, SystemExit) and not err.code:
-                # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
-                # would take that for success. Exit as a process killed by SIGTERM does (143).
-                raise SystemExit(143) from err
-            raise
+        if journal is not None:  # what it holds goes into the run as it ends, or stays in the folder
+            journal.flush(0 if unreachable(err) else 5)
+            journal.close()
+        if run is not None and unreachable(err):  # not a bug: what is kept where, and what to type
+            text = str(err) if isinstance(err, TrackingUnreachable) else record.unrecorded(run, run_dir)
+            print(f"error: {text}", file=sys.stderr, flush=True)
+            raise SystemExit(record.OUTAGE_EXIT) from err
+        full = atomic.full_disk_error(err)
+        if run is not None:
+            if full:
+                run.log_failure(atomic.full_disk_message(full, run_dir))
+            run.end(end_status(err))
+        if full:  # not a bug: one line that says where, and that the next run resumes
+            print(
+                f"error: {atomic.full_disk_message(full, run_dir)}: training resumes from "
+                f"{run_dir / 'checkpoints' / 'last.ckpt'} if it exists.",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from err
+        if isinstance(err, SystemExit) and not err.code:
+            # Lightning stops on SIGTERM with a code-less SystemExit, i.e. exit status 0; DVC
+            # would take that for success. Exit as a process killed by SIGTERM does (143).
+            raise SystemExit(143) from err
+        raise
 
 
 def _open_run(
@@ -255,21 +255,31 @@ def _open_run(
         # An interrupted run with the same settings: continue it, in the same MLflow run.
         run = run_ref.run_of(resume)
         run.open()
-        print(f"[train] resuming MLflow run {run.run_id} from {ckpt or 'epoch 1'}", flush=True)
-        send_kept(run_dir)  # what the stopped command could not send
     else:
         clear_stale_outputs(run_dir)
         run = start_run(cfg, command, overrides, parent_run_id=sweeps.sweep_parent_id())
-        run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
-        run.log_dataset(**dataset_record(cfg.data))
-    run_ref.write(
-        run_dir,
-        run,
-        experiment=cfg.tracking.experiment,
-        config_hash=fingerprint,
-        state="training",
-        **record.sweep_of_job(),
-    )
+    try:  # RUNNING from here: a stop before training starts ends it too, as fit does after
+        if resume:
+            print(f"[train] resuming MLflow run {run.run_id} from {ckpt or 'epoch 1'}", flush=True)
+            send_kept(run_dir)  # what the stopped command could not send
+        else:
+            run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
+            run.log_dataset(**dataset_record(cfg.data))
+        run_ref.write(
+            run_dir,
+            run,
+            experiment=cfg.tracking.experiment,
+            config_hash=fingerprint,
+            state="training",
+            **record.sweep_of_job(),
+        )
+    except BaseException as err:
+        from pipeline.stages.resume_command import store_unreachable
+        from pipeline.tracking.runs import end_status
+
+        if not store_unreachable(err):  # a store that does not answer cannot be told either
+            run.end(end_status(err))
+        raise
     print(f"[train] {cfg.model.name}: {n_params:,} parameters; MLflow run {run.run_id} in {run.uri}", flush=True)
     return run
 
