@@ -21,12 +21,21 @@ PRUNED_EPOCH_TAG = "optuna.pruned_epoch"
 OUTAGE_EXIT = 75
 
 
-def sweep_of_job() -> dict[str, str]:
-    """run.json's `sweep_parent`: the sweep this job belongs to (none outside a sweep)."""
-    from pipeline.tracking import sweeps
+def write_state(cfg: DictConfig, run_dir: Path, run, fingerprint: str, state: str, **facts: Any) -> None:
+    """run.json: the run, its settings' fingerprint, its state, what training found so far, and
+    `sweep_parent`, the sweep this job belongs to (none outside a sweep)."""
+    from pipeline.tracking import run_ref, sweeps
 
     parent = sweeps.sweep_parent_id()
-    return {"sweep_parent": parent} if parent else {}
+    run_ref.write(
+        run_dir,
+        run,
+        experiment=cfg.tracking.experiment,
+        config_hash=fingerprint,
+        state=state,
+        **facts,
+        **({"sweep_parent": parent} if parent else {}),
+    )
 
 
 def training_results(checkpoint, train_seconds: float, pruned: int | None) -> dict[str, Any]:
@@ -53,15 +62,7 @@ def hand_over(cfg: DictConfig, run_dir: Path, run, journal, fingerprint: str, fa
 
     # "recording" from here on: a command stopped while the results go to the store records them
     # again (the same command), without training again.
-    run_ref.write(
-        run_dir,
-        run,
-        experiment=cfg.tracking.experiment,
-        config_hash=fingerprint,
-        state=run_ref.RECORDING,
-        **facts,
-        **sweep_of_job(),
-    )
+    write_state(cfg, run_dir, run, fingerprint, run_ref.RECORDING, **facts)
     journal.log_metrics({"val/best_acc": facts["val_best_acc"], "time/train_s": facts["train_seconds"]})
     wait = float(cfg.tracking.get("outage_wait_s") or 240)
     sent = journal.flush(wait)
@@ -134,15 +135,7 @@ def finish(cfg: DictConfig, run_dir: Path, run, fingerprint: str, facts: dict[st
                 flush=True,
             )
     # Completed only once the store has it all: until then "recording" sends the same command here again.
-    run_ref.write(
-        run_dir,
-        run,
-        experiment=cfg.tracking.experiment,
-        config_hash=fingerprint,
-        state=run_ref.COMPLETED,
-        **facts,
-        **sweep_of_job(),
-    )
+    write_state(cfg, run_dir, run, fingerprint, run_ref.COMPLETED, **facts)
     run.end("FINISHED")  # later stages reopen it to add their results
     print(
         f"[train] done in {train_seconds:.1f}s: best val/acc={best_val:.4f}; "

@@ -265,14 +265,7 @@ def _open_run(
         else:
             run.log_params({"model.parameters": n_params, "config.fingerprint": fingerprint})
             run.log_dataset(**dataset_record(cfg.data))
-        run_ref.write(
-            run_dir,
-            run,
-            experiment=cfg.tracking.experiment,
-            config_hash=fingerprint,
-            state="training",
-            **record.sweep_of_job(),
-        )
+        record.write_state(cfg, run_dir, run, fingerprint, run_ref.TRAINING)
     except BaseException as err:
         from pipeline.stages.resume_command import store_unreachable
         from pipeline.tracking.runs import end_status
