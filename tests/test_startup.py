@@ -37,7 +37,9 @@ def test_a_later_start_up_in_the_same_process_changes_nothing(fresh):
     leftover = [[] for _ in range(1000)]  # what an earlier sweep job left behind
     with startup.imports_without_gc():
         assert gc.isenabled()
-    assert gc.get_freeze_count() == frozen
+    # Not frozen again: the count would grow by the leftovers. It may shrink, since a frozen
+    # object that other threads of the test process drop is freed by its reference count.
+    assert gc.get_freeze_count() <= frozen
     del leftover
 
 
