@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 presets=("$@")
 if [ ${#presets[@]} -eq 0 ]; then
-  presets=(claim_mlp claim_linear claim_activations claim_scaling claim_samples_mlp optuna_mlp claim_cnn claim_samples_cnn)
+  presets=(claim_mlp claim_linear claim_activations claim_scaling claim_samples_mlp claim_mechanics claim_baselines
+    optuna_mlp claim_cnn claim_samples_cnn)
 fi
 for preset in "${presets[@]}"; do
-  echo "=== $preset: python -m pipeline.stages.train experiment=$preset ${OVERRIDES:-}"
+  stage=train
+  [ "$preset" = claim_baselines ] && stage=baselines  # scikit-learn's classifiers, not a network
+  echo "=== $preset: python -m pipeline.stages.$stage experiment=$preset ${OVERRIDES:-}"
   # shellcheck disable=SC2086
-  python -m pipeline.stages.train "experiment=$preset" ${OVERRIDES:-}
+  python -m "pipeline.stages.$stage" "experiment=$preset" ${OVERRIDES:-}
 done
 dvc repro report

@@ -20,7 +20,12 @@ TINY_SWEEP = {
     "claim_samples_mlp": ["data.train_subset=100,1000", "data.epoch_size=2000"],
     "claim_samples_cnn": ["data.train_subset=100,300", "data.epoch_size=512", "data.batch_size=64"],
     "optuna_mlp": ["hydra.sweeper.n_trials=2"],
+    "claim_mechanics": ["seed=1,2"],
+    "claim_baselines": ["baseline=tree,knn"],
 }
+# The stage each preset sweeps (the rest train networks).
+STAGE = {"claim_baselines": "pipeline.stages.baselines"}
+NO_BRITTLENESS = ("optuna_mlp", "claim_mechanics", "claim_baselines")
 TINY_JOB = [
     "data.train_subset=1000",
     "trainer.max_epochs=1",
@@ -41,11 +46,14 @@ def test_preset_composes_to_a_valid_config(preset):
 
     cfg = compose([f"experiment={preset}"])
     validate(cfg)
-    assert cfg.robustness.after_training is (preset != "optuna_mlp")
+    assert cfg.robustness.after_training is (preset not in NO_BRITTLENESS)
+    assert cfg.evaluate.mechanics is (preset == "claim_mechanics")
     if preset in ("claim_cnn", "claim_samples_cnn"):
         assert cfg.model.arch == "cnn" and cfg.data.augment and cfg.optim.scheduler == "onecycle"
     elif preset == "claim_linear":
         assert cfg.model.activation == "identity"
+    elif preset == "claim_baselines":
+        assert cfg.baseline.name == "logistic"
     else:
         assert cfg.model.name == "mlp" and list(cfg.model.hidden) == [128, 64]
     if preset.startswith("claim_samples"):
@@ -61,7 +69,7 @@ def swept(tmp_path_factory, mnist_root):
     for preset in PRESETS:
         job = [o for o in TINY_JOB if o.split("=")[0] not in {t.split("=")[0] for t in TINY_SWEEP[preset]}]
         outputs[preset] = run_module(
-            "pipeline.stages.train",
+            STAGE.get(preset, "pipeline.stages.train"),
             f"experiment={preset}",
             *TINY_SWEEP[preset],
             *job,
@@ -91,7 +99,7 @@ def test_preset_sweep_is_one_parent_run_with_a_child_per_job(swept, preset):
     assert parents[0].info.status == "FINISHED" and parents[0].data.metrics["sweep/jobs"] == 2
     for child in children:
         assert child.info.status == "FINISHED" and 0.05 < child.data.metrics["test/acc"] <= 1
-        if preset != "optuna_mlp":  # claim presets measure brittleness right after training
+        if preset not in NO_BRITTLENESS:  # the others measure brittleness after training
             assert 0 <= child.data.metrics["robust/pgd_acc_eps0.1"] <= child.data.metrics["robust/clean_acc"]
     results = json.loads((root / "reports" / "results" / f"{preset}.json").read_text())
     assert results["parent_run_id"] == parents[0].info.run_id and len(results["jobs"]) == 2
@@ -111,6 +119,11 @@ def test_sweep_values_reach_the_jobs(swept):
     optuna = json.loads((root / "reports/results/optuna_mlp.json").read_text())
     lrs = {j["params"]["optim.lr"] for j in optuna["jobs"]}
     assert len(lrs) == 2 and all(1e-4 <= float(lr) <= 1e-2 for lr in lrs)  # sampled from the search space
+    mechanics = json.loads((root / "reports/results/claim_mechanics.json").read_text())
+    for job in mechanics["jobs"]:  # measured on each trained MLP, kept with the sweep's results
+        assert job["metrics"]["mechanics/numpy_prediction_agreement"] == 1.0
+        assert job["metrics"]["mechanics/gradcheck_all_fast"] == 1.0
+        assert 0 < job["metrics"]["mechanics/backward_over_forward"] < 20
     cnn = json.loads((root / "reports/results/claim_cnn.json").read_text())
     assert set(cnn["figures"]) == {"filters_layer1", "filters_deep"}
     assert (root / "reports/results" / cnn["figures"]["filters_layer1"]["path"]).is_file()
@@ -123,11 +136,13 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     md = (root / "reports" / "report.md").read_text()
     page = (root / "reports" / "report.html").read_text()
-    for number in "12345678":
+    for number in [*"123456789", "10"]:
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
     assert "python -m pipeline.stages.train experiment=claim_cnn" in md
-    for figure in ("activations", "scaling", "samples", "linear"):
+    assert "python -m pipeline.stages.baselines experiment=claim_baselines" in md
+    assert "Simard et al., ICDAR 2003" in md  # the published column
+    for figure in ("activations", "scaling", "samples", "linear", "mechanics", "baselines"):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000
         assert f"figures/{figure}.png" in md and f'src="figures/{figure}.png"' in page
     assert 'src="results/figures/claim_mlp_filters_layer1.png"' in page

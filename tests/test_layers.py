@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shared plumbing: atomic writes, figures, metric names", ("pipeline.common",)),
     ("plain torch and files: networks, MNIST", ("pipeline.nn", "pipeline.data", "pipeline.packaged_model")),
     ("robustness measures: tensors in, tensors out", ("pipeline.robustness",)),
+    ("classical classifiers: scikit-learn estimators built from settings", ("pipeline.classical",)),
     ("configuration: conf/ composed and checked", ("pipeline.config",)),
     ("the one door to MLflow", ("pipeline.tracking",)),
     ("Lightning glue", ("pipeline.training",)),
@@ -25,7 +26,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("Hydra plugins", ("hydra_plugins",)),
 ]
 # The pure layers stay usable without the training, tracking and configuration stack.
-PURE = ("pipeline.common", "pipeline.nn", "pipeline.data", "pipeline.robustness", "pipeline.packaged_model")
+PURE = (
+    "pipeline.common",
+    "pipeline.nn",
+    "pipeline.data",
+    "pipeline.robustness",
+    "pipeline.classical",
+    "pipeline.packaged_model",
+)
 FRAMEWORKS = ("lightning", "pytorch_lightning", "mlflow", "hydra", "omegaconf", "pipeline.config", "pipeline.tracking")
 SOURCES = sorted(SRC.rglob("*.py"))
 

@@ -25,16 +25,18 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     )
     written = report.build(cfg)
     markdown = written["report.md"].read_text()
-    summary = markdown.split("\n\n## ")[0]  # the claims table: number | claim | measured | verdict | command
+    summary = markdown.split("\n\n## ")[0]  # the claims table: # | claim | measured | verdict | published | command
     rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in summary.splitlines() if line.startswith("| ")]
-    verdicts = {cells[0]: cells[3] for cells in rows if len(cells) == 5}
-    for number in ("1", "2", "3", "4", "5", "6", "8"):  # the committed sweeps support the textbook claims
+    verdicts = {cells[0]: cells[3] for cells in rows if len(cells) == 6}
+    published = {cells[0]: cells[4] for cells in rows if len(cells) == 6}
+    assert all(published[n] not in ("", "-") for n in verdicts if n != "S"), published  # every claim's literature
+    for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10"):  # the committed sweeps support these claims
         assert verdicts.get(number) == "holds", (number, verdicts)
     assert verdicts["R"].split(" (")[0] in ("holds", "does not hold")  # the remedy row, with its checks beside
     assert markdown.count("Square alone (black-box, 5,000 queries) leaves") == 2  # eps 0.1 and 0.3
     assert written["report.html"].read_text().count("<table") >= 2
     figures = sorted(p.name for p in written["figures"].iterdir())
-    assert figures == ["activations.png", "linear.png", "samples.png", "scaling.png"]
+    assert figures == ["activations.png", "baselines.png", "linear.png", "mechanics.png", "samples.png", "scaling.png"]
     assert all(p.stat().st_size > 10_000 for p in written["figures"].iterdir())
 
 

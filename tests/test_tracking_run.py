@@ -112,3 +112,12 @@ def test_logging_a_model_leaves_no_store_behind_in_the_process(store, tmp_path, 
     other = f"sqlite:///{tmp_path}/other.db"
     assert MlflowClient(other).search_registered_models() == []
     assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+
+
+def test_a_curve_is_logged_at_its_own_steps_and_read_back_in_order(store):
+    uri, cfg = store
+    run = start_run(cfg, "test")
+    with recording(run, reopen=False):
+        run.log_points("train/step_loss", [(20, 1.5), (10, 2.0), (30, 1.25)])
+    assert run.metric_points("train/step_loss") == [(10, 2.0), (20, 1.5), (30, 1.25)]
+    assert run.metric_history("train/step_loss") == [2.0, 1.5, 1.25]

@@ -6,8 +6,12 @@ import json
 import statistics
 from pathlib import Path
 
+from pipeline.claims.baselines import baselines_claim
 from pipeline.claims.brittleness import brittleness_claim, remedy_claim
+from pipeline.claims.loss_curve import loss_curve_claim
+from pipeline.claims.mechanics import mechanics_claim
 from pipeline.claims.model import Claim, need
+from pipeline.claims.published import PUBLISHED
 from pipeline.claims.scaling import optuna_summary, samples_claim, scaling_claim
 from pipeline.claims.textbook import activations_claim, filters_claim, linear_claim, seeds_claim
 from pipeline.common import metric_names as names
@@ -49,6 +53,13 @@ def all_claims(results: dict, main_robustness: dict | None = None, remedy: dict 
         samples_claim(results),
         filters_claim(results),
         brittleness_claim(results, main_robustness),
+        mechanics_claim(results),
+        baselines_claim(results),
+        loss_curve_claim(results),
     ]
     search, robust = optuna_summary(results), remedy_claim(remedy)
-    return claims + ([robust] if robust else []) + ([search] if search else [])
+    claims += ([robust] if robust else []) + ([search] if search else [])
+    for claim in claims:
+        claim.published = PUBLISHED.get(claim.number, "")
+        claim.sweep_seconds = results.get(claim.preset or "", {}).get("seconds")
+    return claims

@@ -80,7 +80,64 @@ def _figure_linear(data: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _figure_mechanics(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    forward, backward = data["forward_ms"] / 1000, data["backward_ms"] / 1000
+    bars = {
+        "forward pass": forward,
+        "forward + backward\n(the gradient)": forward + backward,
+        f"finite differences\n({data['passes']:,} forward passes,\nestimated)": data["finite_difference_s"],
+    }
+    ax.bar(list(bars), list(bars.values()), color=["C0", "C2", "C3"])
+    for i, seconds in enumerate(bars.values()):
+        ax.annotate(f"{seconds:.3g} s", (i, seconds), ha="center", va="bottom", fontsize=8)
+    ax.set(yscale="log", ylabel="seconds (log scale)", title="One gradient of the loss on 256 images")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    return save_figure(fig, path)
+
+
+def _figure_baselines(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, error, seconds in data["points"]:
+        ax.scatter(seconds, error, color="C0", zorder=3)
+        ax.annotate(label, (seconds, error), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    for i, (key, ((mean, std), seconds)) in enumerate(data["networks"].items()):
+        ax.errorbar(seconds, mean, yerr=std, fmt="s", color=f"C{i + 1}", capsize=3, zorder=3)
+        ax.annotate(key.upper(), (seconds, mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="training time on this CPU (s)",
+        ylabel="test error",
+        title="Classical methods (circles) and networks (squares, mean ± std over seeds)",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)
+
+
+def _figure_loss_curve(data: dict, path: Path) -> Path:
+    import numpy as np
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(data["series"]), figsize=(4.6 * len(data["series"]), 3.6), squeeze=False)
+    for ax, (label, (steps, losses, log, power)) in zip(axes[0], data["series"].items(), strict=True):
+        t = np.asarray(steps, float)
+        ax.plot(t, losses, ".", ms=3, color="gray", label="loss (10-step mean)")
+        ax.plot(t, log["a"] - log["b"] * np.log(t), label=f"a - b ln t (R² {log['r2']:.2f})")
+        ax.plot(t, power["c"] + power["A"] * t ** -power["alpha"], "--", label=f"c + A t^-alpha (R² {power['r2']:.2f})")
+        ax.set(xscale="log", xlabel="training step", ylabel="training loss", title=label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 FIGURES = {
+    "loss_curve": _figure_loss_curve,
+    "baselines": _figure_baselines,
+    "mechanics": _figure_mechanics,
     "activations": _figure_activations,
     "scaling": _figure_scaling,
     "samples": _figure_samples,

@@ -51,10 +51,13 @@ class Claim:
     verdict: str = "not run"
     details: list[Detail] = field(default_factory=list)
     data: dict = field(default_factory=dict)  # what the figures are drawn from
+    published: str = ""  # the literature's own figure for the claim, with its source
+    stage: str = "train"  # the stage whose sweep measures it: train, or baselines
+    sweep_seconds: float | None = None  # how long its preset's sweep took, start to end
 
     @property
     def command(self) -> str:
-        return f"python -m pipeline.stages.train experiment={self.preset}" if self.preset else ""
+        return f"python -m pipeline.stages.{self.stage} experiment={self.preset}" if self.preset else ""
 
 
 def pct(x: float | None, digits: int = 2) -> str:

@@ -49,9 +49,16 @@ def page(claims: list[Claim], main_metrics: dict | None, figure_paths: dict[str,
         )
     blocks.append(
         Table(
-            ["#", "claim", "measured", "verdict", "command"],
+            ["#", "claim", "measured", "verdict", "published", "command"],
             [
-                [c.number, c.text, c.measured, c.verdict, f"`{c.command}`" if c.command else "(from all presets)"]
+                [
+                    c.number,
+                    c.text,
+                    c.measured,
+                    c.verdict,
+                    c.published or "-",
+                    f"`{c.command}`" if c.command else "(from all presets)",
+                ]
                 for c in claims
             ],
         )
@@ -61,6 +68,8 @@ def page(claims: list[Claim], main_metrics: dict | None, figure_paths: dict[str,
         blocks.append(
             Text(
                 f"**Measured:** {c.measured}. **Verdict:** {c.verdict}."
+                + (f" **Published:** {c.published}." if c.published else "")
+                + (f" **Sweep time:** {c.sweep_seconds / 60:.1f} min on this machine." if c.sweep_seconds else "")
                 + (f" Reproduce: `{c.command}`." if c.command else "")
             )
         )

@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS, project_name
+from pipeline.common.metric_names import EPOCH_METRICS, EPOCH_SECONDS, TRAIN_STEP_LOSS, project_name
 from pipeline.tracking.system_metrics import PREFIX as SYSTEM_PREFIX
 
 HISTORY = (*EPOCH_METRICS, EPOCH_SECONDS)
@@ -35,6 +35,7 @@ PARAMS = (
     "trainer.max_epochs",
     "robustness.profile",
     "robustness.n_images",
+    "baseline.estimator",
 )
 FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
 # Presets whose layer figures the report shows (filters_claim); the others keep theirs in MLflow only.
@@ -56,6 +57,8 @@ def collect(uri: str, parent_run_id: str) -> dict:
             values = Run(uri, run.info.run_id).metric_history(key)
             if values:
                 history[key] = values
+        # The loss over training steps, as [step, value] pairs (5 significant digits keep the file small).
+        curve = [[s, float(f"{v:.5g}")] for s, v in Run(uri, run.info.run_id).metric_points(TRAIN_STEP_LOSS)]
         jobs.append(
             {
                 "run_id": run.info.run_id,
@@ -69,6 +72,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
                     sorted((project_name(k), v) for k, v in run.data.metrics.items() if not k.startswith(SYSTEM_PREFIX))
                 ),
                 "history": history,
+                **({"steps": {TRAIN_STEP_LOSS: curve}} if curve else {}),
             }
         )
     return {
@@ -77,6 +81,8 @@ def collect(uri: str, parent_run_id: str) -> dict:
         "command": parent.data.tags.get("mlflow.note.content", "").split("\n")[-1].strip(),
         "git_commit": parent.data.tags.get("git.commit", ""),
         "tracking_uri": uri,
+        # The whole sweep, as the user waited for it (a resumed sweep counts from its first start).
+        "seconds": (parent.info.end_time - parent.info.start_time) / 1000 if parent.info.end_time else None,
         "jobs": jobs,
     }
 

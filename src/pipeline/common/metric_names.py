@@ -13,6 +13,9 @@ EPOCH_SECONDS = "time/epoch_s"
 VAL_BEST_ACC = "val/best_acc"  # what model selection (the champion alias, sweeps) uses
 TRAIN_SECONDS = "time/train_s"
 EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
+# The training loss as a curve over steps: the mean of each window of LOSS_EVERY steps (training/module.py),
+# logged at the window's last step.
+TRAIN_STEP_LOSS = "train/step_loss"
 VAL_PGD_ACC = "val/pgd_acc"  # the catastrophic-overfitting guard's measure (robust_guard.py), when on
 
 # evaluate stage: the test split reports, it never selects
@@ -25,6 +28,11 @@ def test_precision(digit) -> str:
 
 def test_recall(digit) -> str:
     return f"test/recall_{digit}"
+
+
+def mechanics(key: str) -> str:
+    """mechanics/<key> of the mechanics check (NumPy forward pass, initialisation, gradcheck, backward cost)."""
+    return f"mechanics/{key}"
 
 
 def collapse(key: str) -> str:

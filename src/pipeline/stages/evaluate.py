@@ -71,7 +71,7 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     import torch.nn.functional as F
 
     from pipeline.data.mnist import load_split
-    from pipeline.nn import calibration, collapse, metrics
+    from pipeline.nn import calibration, collapse, mechanics, metrics
     from pipeline.nn.builders import load_checkpoint
     from pipeline.nn.models import count_parameters
     from pipeline.tracking.run_ref import best_checkpoint
@@ -109,7 +109,20 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     if collapse.is_linear_stack(model):
         # The identity-activation stack: multiply it out and check it is one linear map.
         result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
+    if cfg.evaluate.get("mechanics") and mechanics.is_relu_mlp(model):
+        result["mechanics"] = mechanics.measure(model, _fresh_model(cfg), images, labels)
     return Evaluation(result, labels.tolist(), preds.tolist(), confusion, bin_rows, model, images)
+
+
+def _fresh_model(cfg: DictConfig):
+    """The network as training found it: built from the config after seeding with the run's seed."""
+    import torch
+
+    from pipeline.nn.builders import build_model
+
+    with torch.random.fork_rng():  # what runs after evaluate draws the numbers it drew before
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model)
 
 
 def mlflow_metrics(result: dict) -> dict[str, float]:
@@ -121,6 +134,7 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
     flat.update({names.test_precision(c): v for c, v in test["precision"].items()})
     flat.update({names.test_recall(c): v for c, v in test["recall"].items()})
     flat.update({names.collapse(k): v for k, v in result.get("collapse", {}).items()})
+    flat.update({names.mechanics(k): v for k, v in result.get("mechanics", {}).items()})
     return flat
 
 
@@ -163,6 +177,16 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
         print(
             f"[evaluate] linear stack of {c['layers']} layers = one 784x10 map: max logit difference "
             f"{c['max_logit_diff']:.2e}, same prediction on {c['prediction_agreement']:.2%}",
+            flush=True,
+        )
+    if "mechanics" in result:
+        m = result["mechanics"]
+        print(
+            f"[evaluate] NumPy forward pass: same prediction on {m['numpy_prediction_agreement']:.2%}; "
+            f"at initialisation acc {m['init_acc']:.2%}, loss {m['init_loss']:.3f} (ln 10 = {m['ln10']:.3f}); "
+            f"gradcheck {'passes' if m['gradcheck_all_fast'] and m['gradcheck_output_layer'] else 'FAILS'}; "
+            f"backward {m['backward_over_forward']:.1f}x the forward pass, finite differences "
+            f"{int(m['finite_difference_passes']):,} forward passes",
             flush=True,
         )
     print(

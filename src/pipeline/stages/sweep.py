@@ -53,7 +53,9 @@ class SweepTracking(Callback):
                 tags={
                     **({"preset": preset} if preset else {}),
                     "sweep": "parent",
-                    "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.stages.train -m {overrides}",
+                    # hydra.job.name is the stage's module: train, or baselines
+                    "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.stages.{config.hydra.job.name} "
+                    f"-m {overrides}",
                     "hydra.overrides": overrides or "none",
                     "sweep.dir": str(config.hydra.sweep.dir),
                 },

@@ -139,6 +139,15 @@ class MetricJournal:
             self._save()
         self._wake.set()
 
+    def log_points(self, key: str, points: list[tuple[int, float]]) -> None:
+        """Keep one metric at many steps (a curve read off the device once per epoch), in one write."""
+        now = int(time.time() * 1000)
+        entries = [{"key": mlflow_name(key), "value": float(v), "timestamp": now, "step": int(s)} for s, v in points]
+        with self._changed:
+            self._pending.extend(entries)
+            self._save()
+        self._wake.set()
+
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the store to have everything; True if it has."""
         deadline = time.monotonic() + timeout

@@ -74,6 +74,17 @@ class Run:
             c.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
     @ctrl_c_after_write()
+    def log_points(self, key: str, points: list[tuple[int, float]]) -> None:
+        """One metric at many steps (a curve), in as few calls as MLflow allows."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(mlflow_name(key), float(v), now, int(s)) for s, v in points]
+        c = client(self.uri)
+        for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics a call
+            c.log_batch(self.run_id, metrics=batch[i : i + 1000])
+
+    @ctrl_c_after_write()
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -174,9 +185,13 @@ class Run:
     def metric_history(self, key: str) -> list[float]:
         """Every value the run logged under the project's name `key`, in step order (runs logged before
         the names MLflow shows changed carry it under `key` itself)."""
+        return [value for _, value in self.metric_points(key)]
+
+    def metric_points(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) of every value logged under `key`, in step order."""
         c = client(self.uri)
         history = c.get_metric_history(self.run_id, mlflow_name(key)) or c.get_metric_history(self.run_id, key)
-        return [m.value for m in sorted(history, key=lambda m: m.step)]
+        return [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)]
 
     def logged_model_id(self) -> str | None:
         """The id of the model this run logged (MLflow 3's LoggedModel, `m-...`); None when it logged none."""

@@ -10,14 +10,15 @@ from pathlib import Path
 import lightning as L
 
 from pipeline.common import atomic
-from pipeline.common.metric_names import EPOCH_METRICS, VAL_PGD_ACC
+from pipeline.common.metric_names import EPOCH_METRICS, TRAIN_STEP_LOSS, VAL_PGD_ACC
 
 
 class EpochHistory(L.Callback):
-    """Per-epoch metrics to a CSV (for `dvc plots`) and to the MLflow run, with step = epoch.
+    """Per-epoch metrics to a CSV (for `dvc plots`) and to the MLflow run, with step = epoch; and the
+    training loss over steps (train/step_loss, step = training step), read off the device once an epoch.
 
-    `run`: anything with Run's `log_metrics`; training passes a MetricJournal (tracking/metric_journal.py),
-    which keeps them in the run folder and sends them in the background.
+    `run`: anything with Run's `log_metrics` and `log_points`; training passes a MetricJournal
+    (tracking/metric_journal.py), which keeps them in the run folder and sends them in the background.
 
     `quarter_reports`: without a live progress bar (logs, DVC), long epochs still report progress.
     """
@@ -56,6 +57,8 @@ class EpochHistory(L.Callback):
             )
 
     def on_train_epoch_end(self, trainer, pl_module):
+        # Taken on every process (each keeps its own); rank 0's are the curve the run logs.
+        points = pl_module.take_step_losses() if hasattr(pl_module, "take_step_losses") else []
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
@@ -66,6 +69,8 @@ class EpochHistory(L.Callback):
         self.rows.append(row)
         if self.run is not None:  # first: an epoch in history.csv is an epoch the run has logged (or kept)
             self.run.log_metrics(found, step=row["epoch"])
+            if points:
+                self.run.log_points(TRAIN_STEP_LOSS, points)
         with atomic.replacing(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()

@@ -11,6 +11,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from pipeline.nn.builders import build_model, build_optimizer, build_scheduler
 
+# Training steps per point of the loss curve over steps (the mean of the window): 43 points an
+# epoch of 430 steps, enough to fit a curve, and one device read per epoch, not per step.
+LOSS_EVERY = 10
+
 
 class Classifier(L.LightningModule):
     """Wraps a model built from `model_cfg`; hyperparameters are plain dicts so a
@@ -26,6 +30,8 @@ class Classifier(L.LightningModule):
         self.optim_cfg = optim_cfg
         self.adversarial_cfg = adversarial_cfg or {"method": "none"}
         self._reset_training_sums()
+        self._window_sum, self._window_steps = torch.zeros(()), 0
+        self._step_losses: list[tuple[int, torch.Tensor]] = []  # (step, window mean), still on the device
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
 
     @classmethod
@@ -95,13 +101,27 @@ class Classifier(L.LightningModule):
         with torch.no_grad():
             self.train_loss_sum += loss.detach() * len(y)
             self.train_correct += (logits.detach().argmax(1) == y).sum()
+            self._window_sum = self._window_sum.to(loss.device) + loss.detach()
         self.train_seen += len(y)
+        self._window_steps += 1
+        if self._window_steps == LOSS_EVERY:  # kept on the device: read once, at the epoch's end
+            self._step_losses.append((self.global_step + 1, self._window_sum / LOSS_EVERY))
+            self._window_sum, self._window_steps = torch.zeros((), device=loss.device), 0
         if batch_idx + 1 == self.trainer.num_training_batches:
             self._log_training_epoch()
         return loss
 
     def on_train_epoch_start(self) -> None:
         self._reset_training_sums()
+
+    def take_step_losses(self) -> list[tuple[int, float]]:
+        """The loss curve's points since the last call, as (step, mean loss of the window): one device read."""
+        if not self._step_losses:
+            return []
+        steps = [s for s, _ in self._step_losses]
+        values = torch.stack([v for _, v in self._step_losses]).tolist()
+        self._step_losses = []
+        return list(zip(steps, values, strict=True))
 
     def _reset_training_sums(self) -> None:
         """The epoch's loss sum and correct predictions, kept on the device (no read per step) as two

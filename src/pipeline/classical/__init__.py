@@ -1,0 +1,1 @@
+"""Classical (non-neural) classifiers on the networks' own split: the alternatives deep nets beat."""
