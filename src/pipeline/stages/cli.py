@@ -19,6 +19,9 @@ from pipeline.config.overrides import check_added_keys, check_top_level_keys, un
 from pipeline.config.settings import CONF_DIR, ConfigError, check_group_overrides, load_params, preset_slot, validate
 
 BAD_SETTING = 2  # the exit status of every refused setting, as for a command-line usage error
+# The stage module this process's Hydra app runs (pipeline.stages.train, ...baselines): Hydra names
+# every app "cli", after the module that defines it, so a sweep's parent reads the stage from here.
+running_stage = "pipeline.stages.train"
 
 
 def refuse(message: object) -> NoReturn:
@@ -99,6 +102,8 @@ def hydra_main(task: Callable[[DictConfig], object], fresh_run_dir: bool = False
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    global running_stage
+    running_stage = prog or running_stage
     started: list[bool] = []  # whether Hydra got as far as the task: its exit 1 is then the task's
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)

@@ -27,6 +27,7 @@ RETRIED_TAG = "sweep.retried"
 
 class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from pipeline.stages import cli
         from pipeline.tracking import sweeps
 
         refuse_bad_pruner(config)
@@ -53,9 +54,7 @@ class SweepTracking(Callback):
                 tags={
                     **({"preset": preset} if preset else {}),
                     "sweep": "parent",
-                    # hydra.job.name is the stage's module: train, or baselines
-                    "mlflow.note.content": f"Reproduce with:\n\n    python -m pipeline.stages.{config.hydra.job.name} "
-                    f"-m {overrides}",
+                    "mlflow.note.content": f"Reproduce with:\n\n    python -m {cli.running_stage} -m {overrides}",
                     "hydra.overrides": overrides or "none",
                     "sweep.dir": str(config.hydra.sweep.dir),
                 },
