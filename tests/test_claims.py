@@ -97,6 +97,8 @@ def test_preset_sweep_is_one_parent_run_with_a_child_per_job(swept, preset):
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert sorted(c.data.tags["sweep.job"] for c in children) == ["0", "1"]
     assert parents[0].info.status == "FINISHED" and parents[0].data.metrics["sweep/jobs"] == 2
+    stage = STAGE.get(preset, "pipeline.stages.train")  # the note reproduces the sweep with its own stage
+    assert f"python -m {stage} -m " in parents[0].data.tags["mlflow.note.content"]
     for child in children:
         assert child.info.status == "FINISHED" and 0.05 < child.data.metrics["test/acc"] <= 1
         if preset not in NO_BRITTLENESS:  # the others measure brittleness after training
