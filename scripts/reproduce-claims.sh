@@ -12,10 +12,10 @@ if [ ${#presets[@]} -eq 0 ]; then
     optuna_mlp claim_cnn claim_samples_cnn)
 fi
 for preset in "${presets[@]}"; do
-  stage=train
-  [ "$preset" = claim_baselines ] && stage=baselines  # scikit-learn's classifiers, not a network
-  echo "=== $preset: python -m pipeline.stages.$stage experiment=$preset ${OVERRIDES:-}"
+  module=pipeline.stages.train
+  [ "$preset" = claim_baselines ] && module=pipeline.stages.baselines  # scikit-learn's classifiers
+  echo "=== $preset: python -m $module experiment=$preset ${OVERRIDES:-}"
   # shellcheck disable=SC2086
-  python -m "pipeline.stages.$stage" "experiment=$preset" ${OVERRIDES:-}
+  python -m "$module" "experiment=$preset" ${OVERRIDES:-}
 done
 dvc repro report
