@@ -53,12 +53,14 @@ def fit_power(steps: Sequence[float], losses: Sequence[float]) -> dict:
 
 def loss_curve_claim(results: dict) -> Claim:
     claim = Claim("11", "The training loss falls roughly logarithmically over time.", "claim_mlp")
-    rows, series, log_r2, power_wins, fits = [], {}, [], 0, 0
+    rows, series, log_r2, power_wins, fits, models = [], {}, [], 0, 0, []
     for preset, label in PRESETS:
         for job in results.get(preset, {}).get("jobs", []):
             curve = job.get("steps", {}).get(TRAIN_STEP_LOSS)
-            if not curve or len(curve) < 5:
+            if not curve or len(curve) < 5:  # a sweep from before the curve was logged
                 continue
+            if label not in models:
+                models.append(label)
             steps, losses = [p[0] for p in curve], [p[1] for p in curve]
             log, power = fit_log(steps, losses), fit_power(steps, losses)
             fits += 1
@@ -79,7 +81,7 @@ def loss_curve_claim(results: dict) -> Claim:
     if not fits:
         return claim
     claim.measured = (
-        f"over {fits} training runs (MLP and CNN presets), the fit L = a - b ln t explains "
+        f"over {fits} training runs ({' and '.join(models)}), the fit L = a - b ln t explains "
         f"{100 * min(log_r2):.0f}-{100 * max(log_r2):.0f} % of the loss curve's variance (R²); the power law "
         f"c + A t^-alpha fits better on {power_wins} of {fits}"
     )
