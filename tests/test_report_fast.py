@@ -36,7 +36,15 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     assert markdown.count("Square alone (black-box, 5,000 queries) leaves") == 2  # eps 0.1 and 0.3
     assert written["report.html"].read_text().count("<table") >= 2
     figures = sorted(p.name for p in written["figures"].iterdir())
-    assert figures == ["activations.png", "baselines.png", "linear.png", "mechanics.png", "samples.png", "scaling.png"]
+    assert figures == [
+        "activations.png",
+        "baselines.png",
+        "linear.png",
+        "loss_curve.png",
+        "mechanics.png",
+        "samples.png",
+        "scaling.png",
+    ]
     assert all(p.stat().st_size > 10_000 for p in written["figures"].iterdir())
 
 

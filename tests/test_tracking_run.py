@@ -115,7 +115,7 @@ def test_logging_a_model_leaves_no_store_behind_in_the_process(store, tmp_path, 
 
 
 def test_a_curve_is_logged_at_its_own_steps_and_read_back_in_order(store):
-    uri, cfg = store
+    _uri, cfg = store
     run = start_run(cfg, "test")
     with recording(run, reopen=False):
         run.log_points("train/step_loss", [(20, 1.5), (10, 2.0), (30, 1.25)])

@@ -53,7 +53,8 @@ def fit_power(steps: Sequence[float], losses: Sequence[float]) -> dict:
 
 def loss_curve_claim(results: dict) -> Claim:
     claim = Claim("11", "The training loss falls roughly logarithmically over time.", "claim_mlp")
-    rows, series, log_r2, power_wins, fits, models = [], {}, [], 0, 0, []
+    rows, log_r2, power_wins, fits, models = [], [], 0, 0, []
+    series: dict[str, tuple] = {}  # label -> (steps, losses, log fit, power fit) of its first seed
     for preset, label in PRESETS:
         for job in results.get(preset, {}).get("jobs", []):
             curve = job.get("steps", {}).get(TRAIN_STEP_LOSS)
