@@ -40,6 +40,12 @@ def test_unknown_estimator_and_setting_are_named():
         build("decision_tree", {"max_dept": 3}, 0)
 
 
+def test_without_a_baseline_it_says_which_preset_to_run(tmp_path, mnist_root):
+    out = run_module("pipeline.stages.baselines", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
+    assert out.returncode == 2 and "experiment=claim_baselines" in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and not (tmp_path / "outputs").exists()
+
+
 def test_a_bad_setting_stops_before_a_run_or_folder_is_made(tmp_path, mnist_root):
     out = run_module(
         "pipeline.stages.baselines",
@@ -59,15 +65,14 @@ def test_a_bad_setting_stops_before_a_run_or_folder_is_made(tmp_path, mnist_root
 @pytest.mark.slow
 def test_a_tiny_sweep_records_each_estimator_as_a_child_run(tmp_path, mnist_root):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = run_module(
-        "pipeline.stages.baselines",
+    args = (
         "experiment=claim_baselines",
         "baseline=tree,knn",
         "data.train_subset=2000",
         f"tracking.uri={uri}",
         f"data.root={mnist_root}",
-        cwd=tmp_path,
     )
+    out = run_module("pipeline.stages.baselines", *args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
@@ -89,6 +94,13 @@ def test_a_tiny_sweep_records_each_estimator_as_a_child_run(tmp_path, mnist_root
     )
     results = json.loads((tmp_path / "reports/results/claim_baselines.json").read_text())
     assert [j["params"]["model.name"] for j in results["jobs"]] == ["tree", "knn"]
+    # A failed sweep run again keeps its finished jobs: the parent is marked FAILED as after a crash.
+    client.set_terminated(parent.info.run_id, "FAILED")
+    again = run_module("pipeline.stages.baselines", *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("; kept") == 2 and "fitting" not in again.stdout
+    rerun = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
+    assert len(rerun) == len(runs) and client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
 def _job(name, **metrics):

@@ -1,6 +1,6 @@
 """Baselines stage: a classical classifier (scikit-learn) on the split the networks train on.
 
-    python -m pipeline.stages.baselines experiment=claim_baselines      # all five, one sweep
+    python -m pipeline.stages.baselines experiment=claim_baselines      # all six, one sweep
     python -m pipeline.stages.baselines experiment=claim_baselines baseline=knn
 
 Each job fits one estimator on the networks' 55,000 training images (pixels / 255, flattened),
@@ -72,6 +72,18 @@ def measure(cfg: DictConfig, estimator) -> dict[str, float]:
     }
 
 
+def finished_job(uri: str, parent_id: str, tags: dict[str, str]):
+    """The FINISHED run of this sweep job (same number, same overrides) under `parent_id`, if any."""
+    from pipeline.tracking.runs import Run
+    from pipeline.tracking.sweeps import child_runs
+
+    for child in child_runs(Run(uri, parent_id)):
+        same = all(child.data.tags.get(k) == tags.get(k) for k in ("sweep.job", "hydra.overrides"))
+        if same and child.info.status == "FINISHED":
+            return child
+    return None
+
+
 def run_job(cfg: DictConfig) -> float:
     """One job of the sweep: its own MLflow run, FINISHED with the numbers, or KILLED/FAILED."""
     from hydra.core.hydra_config import HydraConfig
@@ -103,6 +115,10 @@ def run_job(cfg: DictConfig) -> float:
     }
     if parent := sweep_parent_id():
         tags["mlflow.parentRunId"] = parent
+        kept = finished_job(resolve_uri(cfg.tracking.uri), parent, tags)
+        if kept is not None:  # the same sweep again, after it failed: a finished job is kept, not refit
+            print(f"[baselines] {cfg.baseline.name}: finished in run {kept.info.run_id}; kept", flush=True)
+            return float(kept.data.metrics.get(names.VAL_ACC, float("nan")))
     run = create_run(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, tags["mlflow.runName"], tags)
     try:
         run.log_params(
