@@ -12,7 +12,7 @@ from pipeline.config.settings import CONF_DIR, compose
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if p.stem.startswith(("claim_", "optuna")))
 # Each preset's sweep cut to 2 jobs and a few steps; the preset's own settings stay.
 TINY_SWEEP = {
-    "claim_mlp": ["seed=1,2"],
+    "claim_mlp": ["seed=1,2", "data.batch_size=16"],  # 63 steps: 6 points of the loss curve (claim 11)
     "claim_cnn": ["seed=1,2", "data.train_subset=512", "data.batch_size=64"],
     "claim_linear": ["model.hidden=[],[32,16]"],
     "claim_activations": ["model.activation=relu,sigmoid", "trainer.max_epochs=2"],
@@ -138,13 +138,13 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     md = (root / "reports" / "report.md").read_text()
     page = (root / "reports" / "report.html").read_text()
-    for number in [*"123456789", "10"]:
+    for number in [*"123456789", "10", "11"]:
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
     assert "python -m pipeline.stages.train experiment=claim_cnn" in md
     assert "python -m pipeline.stages.baselines experiment=claim_baselines" in md
     assert "Simard et al., ICDAR 2003" in md  # the published column
-    for figure in ("activations", "scaling", "samples", "linear", "mechanics", "baselines"):
+    for figure in ("activations", "scaling", "samples", "linear", "mechanics", "baselines", "loss_curve"):
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000
         assert f"figures/{figure}.png" in md and f'src="figures/{figure}.png"' in page
     assert 'src="results/figures/claim_mlp_filters_layer1.png"' in page
