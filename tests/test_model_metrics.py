@@ -20,6 +20,7 @@ from pipeline.common import metric_names as names
 LOGGED = [
     *names.EPOCH_METRICS,
     names.TRAIN_LR,
+    names.TRAIN_STEP_LOSS,
     names.VAL_PGD_ACC,
     names.VAL_BEST_ACC,
     names.EPOCH_SECONDS,
@@ -51,6 +52,14 @@ def test_the_per_epoch_curves_are_the_first_sections_mlflow_shows():
     # The same under a locale-aware order (the UI's order once sections are added to a page).
     by_locale = sorted(sections, key=functools.cmp_to_key(locale.strcoll))
     assert by_locale[:2] == ["curves/train", "curves/val"]
+    # curves/train holds the three per-epoch training curves alone (loss, acc, lr: one row of charts),
+    # so curves/val stays on the first screen; the loss over steps has a section of its own.
+    assert sorted(n for n in shown if n.startswith("curves/train/")) == [
+        "curves/train/acc",
+        "curves/train/loss",
+        "curves/train/lr",
+    ]
+    assert names.mlflow_name(names.TRAIN_STEP_LOSS) == "steps/train_loss"
     # Robustness, shift and OOD stay, each its own section, after the curves.
     assert {"robust", "shift", "ood", "test", "test/collapse"} <= set(sections[2:])
     # Under the project's own names the curves came last: the reason for the mapping.

@@ -1,6 +1,6 @@
 """Claim 11: the training loss falls roughly logarithmically over time.
 
-Two curves are fitted to the loss over training steps of the MLP and CNN presets (train/step_loss,
+Two curves are fitted to the loss over training steps of the MLP and CNN presets (steps/train_loss in MLflow,
 the mean of each window of 10 steps): L = a - b ln t and the power law L = c + A t^-alpha. The
 verdict rule is fixed here, before any number is read.
 """
@@ -93,7 +93,7 @@ def loss_curve_claim(results: dict) -> Claim:
     claim.details.append(
         Text(
             "The loss is the training cross-entropy averaged over each window of 10 steps, read off the device "
-            "once an epoch (no host sync per step) and logged as train/step_loss; t is the step at the window's "
+            "once an epoch (no host sync per step) and logged as steps/train_loss; t is the step at the window's "
             f"end. Verdict rule: the log fit reaches R² >= {MIN_R2} on every run; which fit is closer is told by "
             "the root-mean-square error. The CNN preset trains under a one-cycle learning-rate schedule and the "
             f"MLP under a constant rate, which shapes the tail of each curve. Mean log-fit R²: "

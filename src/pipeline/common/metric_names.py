@@ -84,14 +84,19 @@ def ood_auroc(kind: str) -> str:
 # test/; under curves/ they open the page. collapse/ (linear stacks only) would still sort first,
 # so it moves beside the test numbers it explains. val/best_acc keeps its name: the champion and
 # every stored run compare versions by it. Only tracking/ translates, on write and on read.
+# The loss over steps gets a section of its own after the per-epoch curves: under curves/train/ its
+# chart pushed curves/val off the first screen.
 MLFLOW_PREFIXES = {"train/": "curves/train/", "val/": "curves/val/", "collapse/": "test/collapse/"}
 MLFLOW_SAME = frozenset({VAL_BEST_ACC})
+MLFLOW_RENAMED = {TRAIN_STEP_LOSS: "steps/train_loss"}
 
 
 def mlflow_name(name: str) -> str:
     """The name MLflow shows for one of the project's metric names (train/loss -> curves/train/loss)."""
     if name in MLFLOW_SAME:
         return name
+    if name in MLFLOW_RENAMED:
+        return MLFLOW_RENAMED[name]
     for ours, shown in MLFLOW_PREFIXES.items():
         if name.startswith(ours):
             return shown + name[len(ours) :]
@@ -100,6 +105,9 @@ def mlflow_name(name: str) -> str:
 
 def project_name(name: str) -> str:
     """The project's name for a metric read back from MLflow (the inverse of `mlflow_name`)."""
+    for ours, shown in MLFLOW_RENAMED.items():
+        if name == shown:
+            return ours
     for ours, shown in MLFLOW_PREFIXES.items():
         if name.startswith(shown):
             return ours + name[len(shown) :]
