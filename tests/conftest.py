@@ -28,6 +28,20 @@ def _share_the_cores_between_workers() -> None:
 _share_the_cores_between_workers()
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """A pytest started in the background (`bash .ci/run &`, nohup) inherits SIGINT ignored, and so
+    would every command it starts: the tests that press Ctrl-C in one would see it ignored. Python
+    leaves an inherited SIG_IGN alone, so put back its usual handler (commands then start with SIGINT
+    at its default, as from a terminal)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_ctrl_c_as_at_a_terminal()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with the most slow tests first, each file's own order kept: the workers (--dist loadfile,
     in collection order) start the long files at once, and the short ones fill the gaps at the end."""
