@@ -12,32 +12,13 @@ whole training set; each is refit from its logged parameters in at most minutes.
 
 from __future__ import annotations
 
-import shlex
 import time
-from pathlib import Path
 from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.common import atomic
 from pipeline.common import metric_names as names
 from pipeline.config.settings import ConfigError
-
-
-def _arrays(cfg: DictConfig):
-    """(train, val, test) as float32 (N, 784) arrays in [0, 1] with int labels: the networks' split."""
-    from pipeline.data.mnist import load_split
-    from pipeline.training.datamodule import MNISTDataModule
-
-    data = MNISTDataModule.from_config(cfg)
-    data.prepare_data()
-    data.setup("fit")
-    test = load_split(cfg.data.root, "test")
-
-    def flat(images, labels):
-        return images.reshape(len(images), -1).float().div(255).numpy(), labels.numpy()
-
-    return flat(*data.splits["train"]), flat(*data.splits["val"]), flat(*test)
 
 
 def estimator_params(estimator) -> dict[str, object]:
@@ -51,7 +32,9 @@ def estimator_params(estimator) -> dict[str, object]:
 
 def measure(cfg: DictConfig, estimator) -> dict[str, float]:
     """Fit the estimator on the networks' split and time it; the metrics the run records."""
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = _arrays(cfg)
+    from pipeline.training.flat_splits import flat_splits
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = flat_splits(cfg)
     print(f"[baselines] {cfg.baseline.name}: fitting {estimator!r} on {len(y_train):,} images ...", flush=True)
     cpu, started = time.process_time(), time.perf_counter()
     estimator.fit(x_train, y_train)
@@ -72,28 +55,10 @@ def measure(cfg: DictConfig, estimator) -> dict[str, float]:
     }
 
 
-def finished_job(uri: str, parent_id: str, tags: dict[str, str]):
-    """The FINISHED run of this sweep job (same number, same overrides) under `parent_id`, if any."""
-    from pipeline.tracking.runs import Run
-    from pipeline.tracking.sweeps import child_runs
-
-    for child in child_runs(Run(uri, parent_id)):
-        same = all(child.data.tags.get(k) == tags.get(k) for k in ("sweep.job", "hydra.overrides"))
-        if same and child.info.status == "FINISHED":
-            return child
-    return None
-
-
 def run_job(cfg: DictConfig) -> float:
     """One job of the sweep: its own MLflow run, FINISHED with the numbers, or KILLED/FAILED."""
-    from hydra.core.hydra_config import HydraConfig
-
     from pipeline.classical.estimators import UnknownEstimator, build
-    from pipeline.data.mnist import dataset_record
-    from pipeline.tracking.client import resolve_uri
-    from pipeline.tracking.provenance import git_state, hydra_tags
-    from pipeline.tracking.runs import create_run, end_status
-    from pipeline.tracking.sweeps import sweep_parent_id
+    from pipeline.stages.measurement import run_measurement
 
     if "baseline" not in cfg:
         raise ConfigError("no baseline chosen: run `python -m pipeline.stages.baselines experiment=claim_baselines`")
@@ -102,58 +67,21 @@ def run_job(cfg: DictConfig) -> float:
         estimator = build(cfg.baseline.estimator, settings, cfg.seed)
     except UnknownEstimator as err:
         raise ConfigError(str(err)) from None  # the front door says it, exit 2, no folder left
-    overrides = cast(list[str], OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))
-    command = "python -m pipeline.stages.baselines " + " ".join(shlex.quote(o) for o in overrides)
-    tags = {
-        "mlflow.runName": f"{cfg.baseline.name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}",
-        "mlflow.note.content": f"Reproduce with:\n\n    {command.strip()}",
-        "model": cfg.baseline.name,
-        "seed": str(cfg.seed),
-        "hydra.overrides": " ".join(overrides) or "none",
-        **git_state(),
-        **hydra_tags(),
+    params = {
+        "baseline.estimator": cfg.baseline.estimator,
+        **{f"baseline.{k}": v for k, v in cfg.baseline.settings.items()},
+        "data.val_size": cfg.data.val_size,
+        "data.split_seed": cfg.data.split_seed,
+        **estimator_params(estimator),
     }
-    if parent := sweep_parent_id():
-        tags["mlflow.parentRunId"] = parent
-        kept = finished_job(resolve_uri(cfg.tracking.uri), parent, tags)
-        if kept is not None:  # the same sweep again, after it failed: a finished job is kept, not refit
-            print(f"[baselines] {cfg.baseline.name}: finished in run {kept.info.run_id}; kept", flush=True)
-            return float(kept.data.metrics.get(names.VAL_ACC, float("nan")))
-    run = create_run(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, tags["mlflow.runName"], tags)
-    try:
-        run.log_params(
-            {
-                "seed": cfg.seed,
-                "model.name": cfg.baseline.name,
-                "baseline.estimator": cfg.baseline.estimator,
-                **{f"baseline.{k}": v for k, v in cfg.baseline.settings.items()},
-                "data.val_size": cfg.data.val_size,
-                "data.split_seed": cfg.data.split_seed,
-                **estimator_params(estimator),
-            }
+    metrics = run_measurement(cfg, "baselines", cfg.baseline.name, params, lambda: measure(cfg, estimator))
+    if "test/error" in metrics:
+        print(
+            f"[baselines] {cfg.baseline.name}: test error {100 * metrics['test/error']:.2f} %, fit "
+            f"{metrics['time/fit_s']:.1f} s, {metrics['time/predict_us_per_image']:.0f} us per test image",
+            flush=True,
         )
-        record = dataset_record(cfg.data)
-        run.log_dataset(record["name"], record["digest"], record["source"], record["profile"])
-        metrics = measure(cfg, estimator)
-        run.log_metrics(metrics)
-        out = Path(cfg.run_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(out / "metrics.json", {"baseline": cfg.baseline.name, "run_id": run.run_id, **metrics})
-    except BaseException as err:
-        run.end(end_status(err))
-        if isinstance(err, Exception) and sweep_parent_id():  # named with its overrides, counted by the parent
-            from pipeline.stages.sweep_jobs import report_failed_job
-
-            report_failed_job(cfg.run_dir, overrides, err)
-        raise
-    run.end("FINISHED")
-    print(
-        f"[baselines] {cfg.baseline.name}: test error {100 * metrics['test/error']:.2f} %, fit "
-        f"{metrics['time/fit_s']:.1f} s, {metrics['time/predict_us_per_image']:.0f} us per test image; "
-        f"MLflow run {run.run_id}",
-        flush=True,
-    )
-    return metrics[names.VAL_ACC]
+    return float(metrics.get(names.VAL_ACC, float("nan")))
 
 
 def main(argv=None) -> None:
