@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 presets=("$@")
 if [ ${#presets[@]} -eq 0 ]; then
   presets=(claim_mlp claim_linear claim_activations claim_scaling claim_samples_mlp claim_mechanics claim_baselines
-    optuna_mlp claim_cnn claim_samples_cnn)
+    claim_depth optuna_mlp claim_cnn claim_samples_cnn)
 fi
 for preset in "${presets[@]}"; do
   module=pipeline.stages.train
   [ "$preset" = claim_baselines ] && module=pipeline.stages.baselines  # scikit-learn's classifiers
+  [ "$preset" = claim_depth ] && module=pipeline.stages.depth  # small fits and region counts, not one classifier
   echo "=== $preset: python -m $module experiment=$preset ${OVERRIDES:-}"
   # shellcheck disable=SC2086
   python -m "$module" "experiment=$preset" ${OVERRIDES:-}

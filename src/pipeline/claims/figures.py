@@ -135,7 +135,39 @@ def _figure_loss_curve(data: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _figure_depth(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    saw, regions = data["sawtooth"], data["regions"]
+    fig, axes = plt.subplots(1, 2 if regions else 1, figsize=(9 if regions else 4.8, 3.6), squeeze=False)
+    ax = axes[0][0]
+    found = [(k, w) for k, w in zip(saw["ks"], saw["widths"], strict=True) if w]
+    ax.plot([k for k, _ in found], [w for _, w in found], "o-", label="one hidden layer: smallest width")
+    ax.plot(saw["ks"], [2**k for k in saw["ks"]], ":", color="gray", label="2^k (pieces)")
+    ax.plot(saw["ks"], [2 * k for k in saw["ks"]], "s-", label="k layers of 2: neurons")
+    ax.set(yscale="log", xlabel="k (tent map composed k times)", ylabel="neurons", title="Sawtooth, RMSE target")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if regions:
+        ax = axes[0][1]
+        depths = [r["depth"] for r in regions]
+        ax.plot(depths, [r["init"] for r in regions], "o-", label="at initialisation")
+        ax.plot(depths, [r["trained"] for r in regions], "s-", label="after training")
+        ax.plot(depths, [10 ** r["log10_max_regions"] for r in regions], ":", color="gray", label="most possible")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="hidden layers (same neurons in all)",
+            ylabel="linear regions on a segment",
+            title="MNIST MLPs",
+        )
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 FIGURES = {
+    "depth": _figure_depth,
     "loss_curve": _figure_loss_curve,
     "baselines": _figure_baselines,
     "mechanics": _figure_mechanics,

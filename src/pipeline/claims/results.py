@@ -36,6 +36,7 @@ PARAMS = (
     "robustness.profile",
     "robustness.n_images",
     "baseline.estimator",
+    "depth.sawtooth.target_rmse",
 )
 FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
 # Presets whose layer figures the report shows (filters_claim); the others keep theirs in MLflow only.
