@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import locale
+import os
 
 import pytest
 from conftest import run_module
@@ -25,6 +26,9 @@ LOGGED = [
     names.VAL_BEST_ACC,
     names.EPOCH_SECONDS,
     names.TRAIN_SECONDS,
+    names.TRAIN_CPU_SECONDS,
+    names.TRAIN_GPU_SECONDS,
+    names.JOB_CPU_SECONDS,
     names.TEST_ACC,
     names.TEST_ECE,
     names.test_precision(3),
@@ -171,6 +175,12 @@ def test_the_logged_model_carries_test_and_robust_accuracy_with_their_datasets(t
     assert fashion.dataset_name == "fashion-mnist-test-200"
     # Training curves are the run's, not the model's: the Models view ranks by what was evaluated.
     assert not any(key.startswith("curves/") for key in by_key)
+
+    # What training cost: CPU-seconds of the process, every thread (more than the wall-clock time when
+    # torch ran on both cores, never more than that time by the cores); no GPU, so no GPU-seconds.
+    train_s, cpu_s = run.data.metrics[names.TRAIN_SECONDS], run.data.metrics[names.TRAIN_CPU_SECONDS]
+    assert 0.2 * train_s < cpu_s <= (os.cpu_count() or 1) * train_s * 1.05 + 0.5
+    assert names.TRAIN_GPU_SECONDS not in run.data.metrics
 
     # The run: curves under the names MLflow shows, and every evaluation dataset tied to the model.
     assert names.mlflow_name(names.VAL_ACC) in run.data.metrics and names.VAL_ACC not in run.data.metrics

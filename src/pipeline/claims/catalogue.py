@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pipeline.claims.baselines import baselines_claim
 from pipeline.claims.brittleness import brittleness_claim, remedy_claim
+from pipeline.claims.compute import compute_claim
+from pipeline.claims.depth import depth_claim
 from pipeline.claims.loss_curve import loss_curve_claim
 from pipeline.claims.mechanics import mechanics_claim
 from pipeline.claims.model import Claim, need
@@ -56,9 +58,10 @@ def all_claims(results: dict, main_robustness: dict | None = None, remedy: dict 
         mechanics_claim(results),
         baselines_claim(results),
         loss_curve_claim(results),
+        depth_claim(results),
     ]
     search, robust = optuna_summary(results), remedy_claim(remedy)
-    claims += ([robust] if robust else []) + ([search] if search else [])
+    claims += ([robust] if robust else []) + ([search] if search else []) + [compute_claim(results)]
     for claim in claims:
         claim.published = PUBLISHED.get(claim.number, "")
         claim.sweep_seconds = results.get(claim.preset or "", {}).get("seconds")

@@ -58,6 +58,17 @@ PUBLISHED = {
         "language-model test loss falls as a power law in compute, L ∝ C^-0.050 (Kaplan et al. 2020, eq. 1.3); "
         "generalisation error as a power law in data, exponents -0.07 to -0.35 (Hestness et al. 2017)"
     ),
+    "12": (
+        "on 2^k points with alternating labels, one-layer (shallow) nets with fewer than exponentially many "
+        "nodes in k err on at least 1/6, while 2 nodes in each of 2k layers reach zero error (Telgarsky, "
+        "arXiv:1509.08101, 2015); at initialisation the regions along a line grow linearly in the number of "
+        "neurons, far below the exponential bound, and stay far below it after training (Hanin & Rolnick, "
+        "ICML 2019)"
+    ),
+    "C": (
+        "GPT-3's training: about 1,287 MWh of electricity and 552 t CO2e (Patterson et al., Carbon Emissions "
+        "and Large Neural Network Training, arXiv:2104.10350, 2021)"
+    ),
     "R": (
         "AutoAttack at eps 0.3 (clean): Madry et al. 2018 88.50 % (98.53 %), Wong et al. 2020 82.93 % "
         "(98.50 %), TRADES 92.76 % (99.48 %) (the AutoAttack paper's table, Croce & Hein, ICML 2020)"

@@ -12,6 +12,10 @@ VAL_LOSS, VAL_ACC = "val/loss", "val/acc"
 EPOCH_SECONDS = "time/epoch_s"
 VAL_BEST_ACC = "val/best_acc"  # what model selection (the champion alias, sweeps) uses
 TRAIN_SECONDS = "time/train_s"
+# What a job cost: CPU-seconds of its process (every thread; time.process_time) while it trained or
+# measured, and GPU-seconds (training seconds x GPUs) where it trained on GPUs.
+TRAIN_CPU_SECONDS, TRAIN_GPU_SECONDS = "time/train_cpu_s", "time/train_gpu_s"
+JOB_CPU_SECONDS, JOB_SECONDS = "time/cpu_s", "time/job_s"  # a measuring stage's job (baselines, depth)
 EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 # The training loss as a curve over steps: the mean of each window of LOSS_EVERY steps (training/module.py),
 # logged at the window's last step.

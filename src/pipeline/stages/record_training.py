@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.common import metric_names as names
+
 # Tags of a trial's MLflow run that an Optuna study pruned (hydra.sweeper.pruner).
 PRUNED_TAG = "optuna.pruned"
 PRUNED_EPOCH_TAG = "optuna.pruned_epoch"
@@ -36,6 +38,14 @@ def write_state(cfg: DictConfig, run_dir: Path, run, fingerprint: str, state: st
         **facts,
         **({"sweep_parent": parent} if parent else {}),
     )
+
+
+# What training cost, as run.json keeps it and the run's metrics show it (train.py measures it).
+COST = {"train_cpu_seconds": names.TRAIN_CPU_SECONDS, "train_gpu_seconds": names.TRAIN_GPU_SECONDS}
+
+
+def cost(facts: dict[str, Any]) -> dict[str, float]:
+    return {metric: facts[key] for key, metric in COST.items() if key in facts}
 
 
 def training_results(checkpoint, train_seconds: float, pruned: int | None) -> dict[str, Any]:
@@ -63,7 +73,7 @@ def hand_over(cfg: DictConfig, run_dir: Path, run, journal, fingerprint: str, fa
     # "recording" from here on: a command stopped while the results go to the store records them
     # again (the same command), without training again.
     write_state(cfg, run_dir, run, fingerprint, run_ref.RECORDING, **facts)
-    journal.log_metrics({"val/best_acc": facts["val_best_acc"], "time/train_s": facts["train_seconds"]})
+    journal.log_metrics({"val/best_acc": facts["val_best_acc"], "time/train_s": facts["train_seconds"], **cost(facts)})
     wait = float(cfg.tracking.get("outage_wait_s") or 240)
     sent = journal.flush(wait)
     journal.close()
@@ -84,7 +94,7 @@ def record_kept(cfg: DictConfig, run_dir: Path, ref: dict[str, Any]) -> dict:
 
     run = run_ref.run_of(ref)
     print(f"[train] run {run.run_id} was trained; recording its results from {run_dir}", flush=True)
-    kept = ("best_checkpoint", "val_best_acc", "train_seconds", "pruned_epoch", "stages_done")
+    kept = ("best_checkpoint", "val_best_acc", "train_seconds", *COST, "pruned_epoch", "stages_done")
     facts: dict[str, Any] = {k: ref[k] for k in kept if k in ref}
     try:
         if not answers(run.uri):  # at once, not after MLflow's minutes of retries

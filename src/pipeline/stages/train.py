@@ -187,7 +187,7 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
             # trainer
             trainer, checkpoint = build_trainer(cfg, run_dir, journal)
             # fit
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             with stop_on_ctrl_c(trainer) as interrupted:
                 trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
             if interrupted:
@@ -195,11 +195,14 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 # write at an epoch's end): training stopped at the epoch's end; still end as interrupted.
                 raise KeyboardInterrupt("training was interrupted")
             train_seconds = time.perf_counter() - started
+            cost = {"train_cpu_seconds": time.process_time() - cpu_started}
+            if trainer.strategy.root_device.type == "cuda":  # every GPU of the job was held while it trained
+                cost["train_gpu_seconds"] = train_seconds * trainer.num_devices * trainer.num_nodes
             if not trainer.is_global_zero:
                 return {}
             # record
             assert journal is not None  # rank 0 has its run
-            facts = record.training_results(checkpoint, train_seconds, pruned_epoch(trainer))
+            facts = record.training_results(checkpoint, train_seconds, pruned_epoch(trainer)) | cost
             if overrides is not None:  # a Hydra job lists in run.json the stages after training as they finish
                 facts["stages_done"] = []
             record.hand_over(cfg, run_dir, run, journal, fingerprint, facts)
