@@ -68,10 +68,9 @@ class Run:
 
         now = int(time.time() * 1000)
         on = {"dataset_name": dataset.name, "dataset_digest": dataset.digest} if dataset else {}
-        batch = [Metric(mlflow_name(k), float(v), now, step or 0, model_id=model_id, **on) for k, v in metrics.items()]
-        c = client(self.uri)
-        for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics a call
-            c.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        self._log_batch(
+            [Metric(mlflow_name(k), float(v), now, step or 0, model_id=model_id, **on) for k, v in metrics.items()]
+        )
 
     @ctrl_c_after_write()
     def log_points(self, key: str, points: list[tuple[int, float]]) -> None:
@@ -79,10 +78,12 @@ class Run:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(mlflow_name(key), float(v), now, int(s)) for s, v in points]
+        self._log_batch([Metric(mlflow_name(key), float(v), now, int(s)) for s, v in points])
+
+    def _log_batch(self, metrics: list) -> None:
         c = client(self.uri)
-        for i in range(0, len(batch), 1000):  # log_batch takes at most 1000 metrics a call
-            c.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics a call
+            c.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     @ctrl_c_after_write()
     def log_params(self, params: Mapping[str, Any]) -> None:
