@@ -101,6 +101,17 @@ def test_a_tiny_sweep_records_each_estimator_as_a_child_run(tmp_path, mnist_root
     assert again.stdout.count("; kept") == 2 and "fitting" not in again.stdout
     rerun = client.search_runs([client.get_experiment_by_name("mnist").experiment_id])
     assert len(rerun) == len(runs) and client.get_run(parent.info.run_id).info.status == "FINISHED"
+    # A job stopped in its run (as by Ctrl-C) is fitted again in a new run; the parent counts it once.
+    client.set_terminated(knn.info.run_id, "KILLED")
+    client.set_terminated(parent.info.run_id, "KILLED")
+    third = run_module("pipeline.stages.baselines", *args, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stdout.count("; kept") == 1 and "knn: fitting" in third.stdout
+    ended = client.get_run(parent.info.run_id)
+    assert ended.info.status == "FINISHED" and ended.data.metrics["sweep/jobs"] == 2
+    assert ended.data.metrics["sweep/failed"] == 0
+    assert client.get_run(knn.info.run_id).data.tags["sweep.retried"] == "true"
+    assert len(client.search_runs([client.get_experiment_by_name("mnist").experiment_id])) == len(runs) + 1
 
 
 def _job(name, **metrics):

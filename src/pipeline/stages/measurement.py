@@ -21,15 +21,23 @@ from pipeline.common import metric_names as names
 
 
 def finished_job(uri: str, parent_id: str, tags: dict[str, str]):
-    """The FINISHED run of this sweep job (same number, same overrides) under `parent_id`, if any."""
+    """The FINISHED run of this sweep job (same number, same overrides) under `parent_id`, if any.
+
+    Its runs that did not finish are tagged as retried: the job has finished in another run, or runs
+    again in a new one, and the parent counts each job once."""
+    from pipeline.stages.sweep import RETRIED_TAG
     from pipeline.tracking.runs import Run
     from pipeline.tracking.sweeps import child_runs
 
-    for child in child_runs(Run(uri, parent_id)):
-        same = all(child.data.tags.get(k) == tags.get(k) for k in ("sweep.job", "hydra.overrides"))
-        if same and child.info.status == "FINISHED":
-            return child
-    return None
+    same = [
+        child
+        for child in child_runs(Run(uri, parent_id))
+        if all(child.data.tags.get(k) == tags.get(k) for k in ("sweep.job", "hydra.overrides"))
+    ]
+    for child in same:
+        if child.info.status != "FINISHED" and child.data.tags.get(RETRIED_TAG) != "true":
+            Run(uri, child.info.run_id).set_tags({RETRIED_TAG: "true"})
+    return next((child for child in same if child.info.status == "FINISHED"), None)
 
 
 def run_measurement(

@@ -21,7 +21,8 @@ from omegaconf import DictConfig
 
 from pipeline.stages.sweep_jobs import failed_jobs, reruns_jobs
 
-# Tag of a job's run that was interrupted and run again as another job (a retried Optuna trial).
+# Tag of a job's run that was interrupted and run again in another run (a retried Optuna trial, a
+# measuring stage's job after the sweep was run again).
 RETRIED_TAG = "sweep.retried"
 
 
@@ -119,10 +120,11 @@ class SweepTracking(Callback):
         # A sweeper that joins a shared study (hydra/sweeper=optuna_study) moves the jobs to the
         # study's parent run: end and collect that one.
         run = Run(run.uri, sweeps.sweep_parent_id() or run.run_id)
-        children = sweeps.child_runs(run)
-        failed = [c for c in children if c.info.status != "FINISHED" and c.data.tags.get(RETRIED_TAG) != "true"]
+        every = sweeps.child_runs(run)
+        children = [c for c in every if c.data.tags.get(RETRIED_TAG) != "true"]  # each job once
+        failed = [c for c in children if c.info.status != "FINISHED"]
         # Jobs that failed before they had a run (the store unreachable as they started).
-        named = {c.info.run_id for c in children}
+        named = {c.info.run_id for c in every}
         errors = failed_jobs(self.sweep_dir)
         runless = [f for f in errors if not _names_a_run(f["run_dir"], named)]
         self.jobs, self.failed = len(children) + len(runless), len(failed) + len(runless)
