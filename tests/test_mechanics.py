@@ -128,7 +128,7 @@ def _claim(*jobs):
 def test_the_claim_holds_when_every_seed_passes_every_part():
     c = _claim(_job(1), _job(2))
     assert c.verdict == "holds"
-    assert "218,772 forward passes" in c.measured and "1.5-1.5x the forward pass" in c.measured
+    assert "218,772 forward passes" in c.measured and "1.50-1.50x the forward pass" in c.measured
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def mechanics_claim(results: dict) -> Claim:
         f"{', '.join(pct(_m(j, 'init_acc'), 1) for j in jobs)}, loss "
         f"{', '.join(format(_m(j, 'init_loss'), '.3f') for j in jobs)} (ln 10 = {math.log(10):.3f}); gradcheck "
         f"{'passes' if all(c['gradcheck'] for c in checked) else 'fails'}; backward "
-        f"{min(ratios):.1f}-{max(ratios):.1f}x the forward pass, finite differences ({passes:,} forward passes) "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x the forward pass, finite differences ({passes:,} forward passes) "
         f"about {fd_over_grad:,.0f}x a backpropagated gradient"
     )
     failed = sorted({name for c in checked for name, ok in c.items() if not ok})
