@@ -30,15 +30,17 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     verdicts = {cells[0]: cells[3] for cells in rows if len(cells) == 6}
     published = {cells[0]: cells[4] for cells in rows if len(cells) == 6}
     assert all(published[n] not in ("", "-") for n in verdicts if n != "S"), published  # every claim's literature
-    for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10"):  # the committed sweeps support these claims
+    for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10", "12"):  # the committed sweeps support these claims
         assert verdicts.get(number) == "holds", (number, verdicts)
     assert verdicts["R"].split(" (")[0] in ("holds", "does not hold")  # the remedy row, with its checks beside
+    assert verdicts["C"].startswith("recorded for ")  # the compute row: the presets swept with CPU-seconds
     assert markdown.count("Square alone (black-box, 5,000 queries) leaves") == 2  # eps 0.1 and 0.3
     assert written["report.html"].read_text().count("<table") >= 2
     figures = sorted(p.name for p in written["figures"].iterdir())
     assert figures == [
         "activations.png",
         "baselines.png",
+        "depth.png",
         "linear.png",
         "loss_curve.png",
         "mechanics.png",

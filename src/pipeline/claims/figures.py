@@ -161,6 +161,7 @@ def _figure_depth(data: dict, path: Path) -> Path:
             title="MNIST MLPs",
         )
         ax.set_xticks(depths, [str(d) for d in depths])
+        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     return save_figure(fig, path)

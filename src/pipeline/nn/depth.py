@@ -77,11 +77,13 @@ def shallow_net(width: int, generator: torch.Generator) -> nn.Sequential:
 
 def _least_squares_output(model: nn.Sequential, k: int) -> None:
     x = grid()
+    hidden, out = model[0], model[2]
+    assert isinstance(hidden, nn.Linear) and isinstance(out, nn.Linear)
     with torch.no_grad():
-        features = torch.cat([model[1](model[0](x)), torch.ones_like(x)], dim=1)
+        features = torch.cat([hidden(x).clamp_min(0), torch.ones_like(x)], dim=1)
         solution = torch.linalg.lstsq(features, sawtooth(x, k), driver="gelsd").solution
-        model[2].weight.copy_(solution[:-1].T)
-        model[2].bias.copy_(solution[-1])
+        out.weight.copy_(solution[:-1].T)
+        out.bias.copy_(solution[-1])
 
 
 def train(model: nn.Module, k: int, steps: int, lr: float = 1e-3) -> float:
@@ -131,7 +133,7 @@ def smallest_shallow_width(k: int, target: float, seed: int, steps: int, max_wid
     return {"width": high, "tried": tried}
 
 
-def regions_along_line(model: nn.Module, a: torch.Tensor, b: torch.Tensor, points: int) -> int:
+def regions_along_line(model: nn.Sequential, a: torch.Tensor, b: torch.Tensor, points: int) -> int:
     """Linear regions of a ReLU MLP (Linear and ReLU layers) along the segment from a to b, counted
     as changes of the pattern of active neurons between `points` evenly spaced samples.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from typing import cast
 
 from omegaconf import DictConfig
 
@@ -129,11 +130,11 @@ def run_job(cfg: DictConfig) -> float:
 
     if "depth" not in cfg:
         raise ConfigError("no depth part chosen: run `python -m pipeline.stages.depth experiment=claim_depth`")
-    part = cfg.depth.part
+    part = str(cfg.depth.part)
     if part not in PARTS:
         raise ConfigError(f"depth.part={part}: the depth stage measures one of {', '.join(PARTS)}")
-    settings = OmegaConf.to_container(cfg.depth[part])
-    params = {f"depth.{part}.{k}": v for k, v in settings.items()} | {"data.split_seed": cfg.data.split_seed}  # type: ignore[union-attr]
+    settings = cast(dict, OmegaConf.to_container(cfg.depth[part]))
+    params = {f"depth.{part}.{k}": v for k, v in settings.items()} | {"data.split_seed": cfg.data.split_seed}
     measure = measure_sawtooth if part == "sawtooth" else measure_regions
     metrics = run_measurement(cfg, "depth", part, params, lambda: measure(cfg))
     accuracies = [v for k, v in metrics.items() if k.endswith("/test_acc")]

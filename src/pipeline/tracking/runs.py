@@ -80,7 +80,7 @@ class Run:
         now = int(time.time() * 1000)
         self._log_batch([Metric(mlflow_name(key), float(v), now, int(s)) for s, v in points])
 
-    def _log_batch(self, metrics: list) -> None:
+    def _log_batch(self, metrics: list[Any]) -> None:
         c = client(self.uri)
         for i in range(0, len(metrics), 1000):  # log_batch takes at most 1000 metrics a call
             c.log_batch(self.run_id, metrics=metrics[i : i + 1000])
