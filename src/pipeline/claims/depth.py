@@ -36,7 +36,7 @@ def sawtooth_verdict(
     holds = (b >= MIN_SLOPE or len(found) < len(ks)) and deep_ok
     text = (
         f"the smallest one-hidden-layer width grows as 2^({b:.2f} k) over k = {found[0][0]}..{found[-1][0]} "
-        f"(from {found[0][1]:.0f} to {found[-1][1]:.0f} neurons; {2 ** ks[0]} to {2 ** ks[-1]} pieces), "
+        f"(from {found[0][1]:,.0f} to {found[-1][1]:,.0f} neurons; {2 ** ks[0]} to {2 ** ks[-1]} pieces), "
         f"while 2k neurons in k layers compute the sawtooth {'exactly at every k' if deep_ok else 'not at every k'}"
     )
     return holds, text
@@ -123,7 +123,7 @@ def depth_claim(results: dict) -> Claim:
                 [
                     k,
                     2**k,
-                    f"{w:.0f} ({r:.3f})" if w else f"not found ({r:.3f})",
+                    f"{w:,.0f} ({r:.3f})" if w else f"not found ({r:.3f})",
                     f"{2 * k} neurons ({d:.1e})",
                     f"{t:.3f}",
                 ]
