@@ -28,6 +28,14 @@ def _history(uri: str, run_id: str, key: str):
     return sorted(MlflowClient(uri).get_metric_history(run_id, key), key=lambda m: m.step)
 
 
+def _wait_for_samples(run, n: int, limit_s: float = 60) -> None:
+    """Until the run holds n CPU samples: a monitor on a busy machine (the other test worker training)
+    writes fewer than one per interval, so a fixed sleep would test the machine's load, not the monitor."""
+    deadline = time.monotonic() + limit_s
+    while len(_history(run.uri, run.run_id, CPU)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def run(tmp_path):
     from pipeline.tracking.runs import create_run
@@ -44,7 +52,7 @@ def test_the_monitor_samples_and_stops_however_the_block_ends(run, raised):
     settings = {"system_metrics": True, "system_metrics_interval": 0.2}
     with pytest.raises(raised) if raised else contextlib.nullcontext(), system_metrics(run, settings):
         assert len(_monitor_threads()) == 1
-        time.sleep(1.5)
+        _wait_for_samples(run, 3)
         if raised:
             raise raised()
     assert _monitor_threads() == []  # stopped and joined: no thread left sampling
@@ -62,9 +70,9 @@ def test_a_second_stage_continues_the_steps_of_the_first(run):
     from pipeline.tracking.system_metrics import system_metrics
 
     settings = {"system_metrics": True, "system_metrics_interval": 0.2}
-    for _ in range(2):
+    for block in (1, 2):
         with system_metrics(run, settings):
-            time.sleep(0.9)
+            _wait_for_samples(run, 3 * block)
     steps = [m.step for m in _history(run.uri, run.run_id, CPU)]
     assert len(steps) >= 6 and steps == list(range(len(steps)))  # no step written twice
 
