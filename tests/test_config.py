@@ -90,9 +90,11 @@ def test_config_name_lists_match_the_robustness_registries():
 
 def test_config_choices_match_the_builders():
     from pipeline.config import settings as config
-    from pipeline.nn import builders
+    from pipeline.nn import builders, models
 
     assert list(config.ARCHS) == list(builders.MODELS)
+    assert list(config.ACTIVATIONS) == list(models.ACTIVATIONS)
+    assert list(config.INITS) == list(models.INITS)
     assert list(config.OPTIMIZERS) == list(builders.OPTIMIZERS)
     assert list(config.SCHEDULERS) == list(builders.SCHEDULERS)
 

@@ -15,6 +15,8 @@ TRAIN_SECONDS = "time/train_s"
 # What a job cost: CPU-seconds of its process (every thread; time.process_time) while it trained or
 # measured, and GPU-seconds (training seconds x GPUs) where it trained on GPUs.
 TRAIN_CPU_SECONDS, TRAIN_GPU_SECONDS = "time/train_cpu_s", "time/train_gpu_s"
+# The optimiser step whose loss was not finite, where optim.on_divergence=stop ended training there.
+TRAIN_DIVERGED_STEP = "train/diverged_step"
 JOB_CPU_SECONDS, JOB_SECONDS = "time/cpu_s", "time/job_s"  # a measuring stage's job (baselines, depth)
 EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC)
 # The training loss as a curve over steps: the mean of each window of LOSS_EVERY steps (training/module.py),
@@ -37,6 +39,11 @@ def test_recall(digit) -> str:
 def mechanics(key: str) -> str:
     """mechanics/<key> of the mechanics check (NumPy forward pass, initialisation, gradcheck, backward cost)."""
     return f"mechanics/{key}"
+
+
+def init_gradient(key: str) -> str:
+    """init_grad/<layerN|loss>: the untrained MLP's weight-gradient norm per layer, and its loss."""
+    return f"init_grad/{key}"
 
 
 def collapse(key: str) -> str:

@@ -25,6 +25,7 @@ OPTIONAL_KEYS = frozenset(
         "optim.weight_decay",
         "optim.label_smoothing",
         "optim.scheduler",
+        "optim.on_divergence",
         "data.epoch_size",
         "robustness.after_training",
         "tracking.log_model",

@@ -19,6 +19,7 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 ARCHS = ("mlp", "cnn", "smallconv")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "identity")
+INITS = ("default", "normal", "glorot", "he")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "cyclic", "onecycle")
 SOURCES = ("auto", "torchvision", "pypi", "local")
@@ -212,8 +213,14 @@ def _validate(cfg: DictConfig) -> None:
     _choice(cfg, "model.arch", ARCHS)
     _choice(cfg, "optim.name", OPTIMIZERS)
     _choice(cfg, "optim.scheduler", SCHEDULERS)
+    if cfg.optim.get("on_divergence") is not None:  # fail (the default): a diverged run is an error
+        _choice(cfg, "optim.on_divergence", ("fail", "stop"))
     if cfg.model.arch == "mlp":
         _choice(cfg, "model.activation", ACTIVATIONS)
+        if cfg.model.get("init") is not None:
+            _choice(cfg, "model.init", INITS)
+        if not isinstance(cfg.model.get("batch_norm", False), bool):
+            raise ConfigError(f"model.batch_norm must be true or false, got {cfg.model.batch_norm!r}.")
         hidden = cfg.model.get("hidden")
         if not isinstance(hidden, ListConfig) or not all(
             isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden

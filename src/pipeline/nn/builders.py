@@ -17,7 +17,13 @@ from torch import nn
 from pipeline.nn.models import CNN, MLP, SmallConv
 
 MODELS: dict[str, Callable[[Mapping], nn.Module]] = {
-    "mlp": lambda c: MLP(hidden=tuple(c["hidden"]), activation=c["activation"], dropout=c.get("dropout", 0.0)),
+    "mlp": lambda c: MLP(
+        hidden=tuple(c["hidden"]),
+        activation=c["activation"],
+        dropout=c.get("dropout", 0.0),
+        batch_norm=c.get("batch_norm", False),
+        init=c.get("init", "default"),
+    ),
     "cnn": lambda c: CNN(channels=tuple(c["channels"]), hidden=c["hidden"], dropout=c.get("dropout", 0.0)),
     "smallconv": lambda c: SmallConv(channels=tuple(c["channels"]), hidden=c["hidden"]),
 }
@@ -25,8 +31,13 @@ MODELS: dict[str, Callable[[Mapping], nn.Module]] = {
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, c: torch.optim.Adam(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c["lr"], weight_decay=c.get("weight_decay", 0.0)),
+    # Nesterov's momentum when there is momentum; momentum=0 is plain SGD.
     "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c["lr"], momentum=c.get("momentum", 0.9), weight_decay=c.get("weight_decay", 0.0), nesterov=True
+        params,
+        lr=c["lr"],
+        momentum=c.get("momentum", 0.9),
+        weight_decay=c.get("weight_decay", 0.0),
+        nesterov=c.get("momentum", 0.9) > 0,
     ),
 }
 

@@ -18,7 +18,8 @@ from pipeline.nn.models import MLP, Normalize
 
 def is_linear_stack(model: object) -> TypeGuard[MLP]:
     return isinstance(model, MLP) and not any(
-        isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Dropout)) for m in model.net
+        isinstance(m, (torch.nn.ReLU, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Dropout, torch.nn.BatchNorm1d))
+        for m in model.net
     )
 
 

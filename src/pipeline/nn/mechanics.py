@@ -28,7 +28,12 @@ from pipeline.nn.models import MLP, Normalize, count_parameters
 
 
 def is_relu_mlp(model: object) -> TypeGuard[MLP]:
-    return isinstance(model, MLP) and any(isinstance(m, torch.nn.ReLU) for m in model.net)
+    # Batch norm is no plain matrix product: the NumPy pass and its checks leave it out.
+    return (
+        isinstance(model, MLP)
+        and any(isinstance(m, torch.nn.ReLU) for m in model.net)
+        and not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.net)
+    )
 
 
 def numpy_logits(model: MLP, images: np.ndarray) -> np.ndarray:

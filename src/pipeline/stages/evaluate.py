@@ -20,6 +20,9 @@ from omegaconf import DictConfig
 if TYPE_CHECKING:
     import torch
 
+# evaluate.init_gradients: the untrained network's gradients on the first training images, one batch.
+INIT_GRADIENT_IMAGES = 512
+
 
 def predict_logits(model, images, batch_size: int):
     """Logits for uint8 images (N, 28, 28), batched, without gradients."""
@@ -73,7 +76,8 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
     from pipeline.data.mnist import load_split
     from pipeline.nn import calibration, collapse, mechanics, metrics
     from pipeline.nn.builders import load_checkpoint
-    from pipeline.nn.models import count_parameters
+    from pipeline.nn.init_gradients import layer_gradient_norms
+    from pipeline.nn.models import MLP, count_parameters
     from pipeline.tracking.run_ref import best_checkpoint
 
     run_dir = Path(cfg.run_dir)
@@ -111,6 +115,10 @@ def compute(cfg: DictConfig, ref: dict) -> Evaluation:
         result["collapse"] = collapse.compare(model, images, labels, cfg.evaluate.batch_size)
     if cfg.evaluate.get("mechanics") and mechanics.is_relu_mlp(model):
         result["mechanics"] = mechanics.measure(model, _fresh_model(cfg), images, labels)
+    if cfg.evaluate.get("init_gradients") and isinstance(model, MLP):
+        train_images, train_labels = load_split(cfg.data.root, "train")
+        n = INIT_GRADIENT_IMAGES
+        result["init_gradients"] = layer_gradient_norms(_fresh_model(cfg), train_images[:n], train_labels[:n])
     return Evaluation(result, labels.tolist(), preds.tolist(), confusion, bin_rows, model, images)
 
 
@@ -135,6 +143,7 @@ def mlflow_metrics(result: dict) -> dict[str, float]:
     flat.update({names.test_recall(c): v for c, v in test["recall"].items()})
     flat.update({names.collapse(k): v for k, v in result.get("collapse", {}).items()})
     flat.update({names.mechanics(k): v for k, v in result.get("mechanics", {}).items()})
+    flat.update({names.init_gradient(k): v for k, v in result.get("init_gradients", {}).items()})
     return flat
 
 
@@ -189,6 +198,10 @@ def record(cfg: DictConfig, run, evaluation: Evaluation) -> None:
             f"{int(m['finite_difference_passes']):,} forward passes",
             flush=True,
         )
+    if "init_gradients" in result:
+        g = result["init_gradients"]
+        norms = ", ".join(f"{v:.2e}" for k, v in g.items() if k.startswith("layer"))
+        print(f"[evaluate] at initialisation: loss {g['loss']:.3f}, weight-gradient norm per layer {norms}", flush=True)
     print(
         f"[evaluate] test/acc={test['acc']:.4f} test/loss={test['loss']:.4f} test/ece={test['ece']:.4f}; "
         f"wrote {metrics_path}, {details_path}, {plot_dir}/, {fig_dir}/; logged to MLflow run {run.run_id}",

@@ -40,8 +40,13 @@ def write_state(cfg: DictConfig, run_dir: Path, run, fingerprint: str, state: st
     )
 
 
-# What training cost, as run.json keeps it and the run's metrics show it (train.py measures it).
-COST = {"train_cpu_seconds": names.TRAIN_CPU_SECONDS, "train_gpu_seconds": names.TRAIN_GPU_SECONDS}
+# What training cost, as run.json keeps it and the run's metrics show it (train.py measures it), and
+# the step at which it diverged where optim.on_divergence=stop let it.
+COST = {
+    "train_cpu_seconds": names.TRAIN_CPU_SECONDS,
+    "train_gpu_seconds": names.TRAIN_GPU_SECONDS,
+    "diverged_step": names.TRAIN_DIVERGED_STEP,
+}
 
 
 def cost(facts: dict[str, Any]) -> dict[str, float]:

@@ -196,6 +196,13 @@ def fit(cfg: DictConfig, command: str, overrides: list[str] | None = None) -> di
                 raise KeyboardInterrupt("training was interrupted")
             train_seconds = time.perf_counter() - started
             cost = {"train_cpu_seconds": time.process_time() - cpu_started}
+            if module.diverged_step is not None:
+                cost["diverged_step"] = module.diverged_step
+                print(
+                    f"[train] the loss was not finite at step {module.diverged_step}: training stopped there "
+                    "(optim.on_divergence=stop)",
+                    flush=True,
+                )
             if trainer.strategy.root_device.type == "cuda":  # every GPU of the job was held while it trained
                 cost["train_gpu_seconds"] = train_seconds * trainer.num_devices * trainer.num_nodes
             if not trainer.is_global_zero:

@@ -33,6 +33,7 @@ class Classifier(L.LightningModule):
         self._window_sum, self._window_steps = torch.zeros(()), 0
         self._step_losses: list[tuple[int, torch.Tensor]] = []  # (step, window mean), still on the device
         self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.diverged_step: int | None = None  # optim.on_divergence=stop: the step whose loss was not finite
 
     @classmethod
     def from_config(cls, cfg) -> Classifier:
@@ -77,7 +78,7 @@ class Classifier(L.LightningModule):
             return trades_perturb(self.net, x, eps, steps=steps, step_size=step_size)
         return pgd(self.net, x, y, eps, steps=steps, step_size=step_size, random_start=True)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         x, y = batch
         x_adv = self.adversarial_batch(x, y, batch_idx)
         logits = self.net(x_adv)
@@ -90,7 +91,15 @@ class Classifier(L.LightningModule):
         # A diverged run stops instead of producing a garbage model. Checked every
         # few steps, not every step: reading the value forces a device sync.
         every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]  # set at run time, not declared
-        if batch_idx % every == 0 and not torch.isfinite(loss):
+        if self.optim_cfg.get("on_divergence", "fail") == "stop":
+            # Divergence is an outcome being measured (claim_techniques' 10x learning rates): checked
+            # every step, the step is skipped, training ends, and the run keeps the step it diverged at.
+            if not torch.isfinite(loss):
+                self.diverged_step = self.global_step + 1
+                self.trainer.should_stop = True
+                self._log_training_epoch()
+                return None
+        elif batch_idx % every == 0 and not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx}: the run "
                 f"diverged. Lower optim.lr (now {self.optim_cfg['lr']}) or change optim/model settings."
