@@ -22,6 +22,13 @@ TINY_SWEEP = {
     "optuna_mlp": ["hydra.sweeper.n_trials=2"],
     "claim_mechanics": ["seed=1,2"],
     "claim_baselines": ["baseline=tree,knn"],
+    "claim_techniques": ["model.init=normal,he", "model.batch_norm=false", "model.dropout=0.0", "optim.lr=0.5"],
+    "claim_composition": [
+        "composition.split=0,1",
+        "composition.per_pair_train=20",
+        "composition.per_pair_test=5",
+        "composition.epochs=1",
+    ],
     "claim_depth": [
         "depth.sawtooth.ks=[2,3,4]",
         "depth.sawtooth.steps=100",
@@ -31,9 +38,21 @@ TINY_SWEEP = {
     ],
 }
 # The stage each preset sweeps (the rest train networks).
-STAGE = {"claim_baselines": "pipeline.stages.baselines", "claim_depth": "pipeline.stages.depth"}
-NO_BRITTLENESS = ("optuna_mlp", "claim_mechanics", "claim_baselines", "claim_depth")
-MEASURES_NO_TEST_SET = ("claim_depth",)  # its jobs measure fits and regions, not one classifier
+STAGE = {
+    "claim_baselines": "pipeline.stages.baselines",
+    "claim_depth": "pipeline.stages.depth",
+    "claim_composition": "pipeline.stages.composition",
+}
+NO_BRITTLENESS = (
+    "optuna_mlp",
+    "claim_mechanics",
+    "claim_baselines",
+    "claim_depth",
+    "claim_techniques",
+    "claim_composition",
+)
+# Their jobs measure fits and regions, or digit pairs, not one classifier on the test set.
+MEASURES_NO_TEST_SET = ("claim_depth", "claim_composition")
 TINY_JOB = [
     "data.train_subset=1000",
     "trainer.max_epochs=1",
@@ -62,6 +81,8 @@ def test_preset_composes_to_a_valid_config(preset):
         assert cfg.model.activation == "identity"
     elif preset == "claim_baselines":
         assert cfg.baseline.name == "logistic"
+    elif preset == "claim_techniques":  # tests/test_techniques.py checks the rest
+        assert list(cfg.model.hidden) == [256] * 6 and cfg.evaluate.init_gradients
     else:
         assert cfg.model.name == "mlp" and list(cfg.model.hidden) == [128, 64]
     if preset.startswith("claim_samples"):
@@ -132,6 +153,14 @@ def test_sweep_values_reach_the_jobs(swept):
     optuna = json.loads((root / "reports/results/optuna_mlp.json").read_text())
     lrs = {j["params"]["optim.lr"] for j in optuna["jobs"]}
     assert len(lrs) == 2 and all(1e-4 <= float(lr) <= 1e-2 for lr in lrs)  # sampled from the search space
+    techniques = json.loads((root / "reports/results/claim_techniques.json").read_text())
+    assert [j["params"]["model.init"] for j in techniques["jobs"]] == ["normal", "he"]
+    for job in techniques["jobs"]:  # the untrained net's gradient per layer: 6 hidden layers and the output
+        assert sorted(k for k in job["metrics"] if k.startswith("init_grad/layer")) == [
+            f"init_grad/layer{i}" for i in range(1, 8)
+        ]
+    normal, he = techniques["jobs"]
+    assert normal["metrics"]["init_grad/layer1"] < he["metrics"]["init_grad/layer1"] / 100
     mechanics = json.loads((root / "reports/results/claim_mechanics.json").read_text())
     for job in mechanics["jobs"]:  # measured on each trained MLP, kept with the sweep's results
         assert job["metrics"]["mechanics/numpy_prediction_agreement"] == 1.0
@@ -149,13 +178,25 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     md = (root / "reports" / "report.md").read_text()
     page = (root / "reports" / "report.html").read_text()
-    for number in [*"123456789", "10", "11", "12"]:
+    for number in [*"123456789", "10", "11", "12", "13", "14"]:
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
     assert "python -m pipeline.stages.train experiment=claim_cnn" in md
     assert "python -m pipeline.stages.baselines experiment=claim_baselines" in md
     assert "Simard et al., ICDAR 2003" in md  # the published column
-    for figure in ("activations", "scaling", "samples", "linear", "mechanics", "baselines", "loss_curve", "depth"):
+    figures = (
+        "activations",
+        "scaling",
+        "samples",
+        "linear",
+        "mechanics",
+        "baselines",
+        "loss_curve",
+        "depth",
+        "techniques",
+        "composition",
+    )
+    for figure in figures:
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000
         assert f"figures/{figure}.png" in md and f'src="figures/{figure}.png"' in page
     assert 'src="results/figures/claim_mlp_filters_layer1.png"' in page

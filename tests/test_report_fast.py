@@ -30,8 +30,9 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     verdicts = {cells[0]: cells[3] for cells in rows if len(cells) == 6}
     published = {cells[0]: cells[4] for cells in rows if len(cells) == 6}
     assert all(published[n] not in ("", "-") for n in verdicts if n != "S"), published  # every claim's literature
-    for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10", "12"):  # the committed sweeps support these claims
+    for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10", "12", "14"):  # the committed sweeps support these
         assert verdicts.get(number) == "holds", (number, verdicts)
+    assert verdicts["13"] == "holds for initialisation and batch norm only"  # dropout: no gain in 8 epochs
     assert verdicts["R"].split(" (")[0] in ("holds", "does not hold")  # the remedy row, with its checks beside
     assert verdicts["C"].startswith("recorded for ")  # the compute row: the presets swept with CPU-seconds
     assert markdown.count("Square alone (black-box, 5,000 queries) leaves") == 2  # eps 0.1 and 0.3
@@ -40,12 +41,14 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     assert figures == [
         "activations.png",
         "baselines.png",
+        "composition.png",
         "depth.png",
         "linear.png",
         "loss_curve.png",
         "mechanics.png",
         "samples.png",
         "scaling.png",
+        "techniques.png",
     ]
     assert all(p.stat().st_size > 10_000 for p in written["figures"].iterdir())
 

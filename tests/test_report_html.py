@@ -113,7 +113,25 @@ def test_the_html_has_the_markdowns_tables_cell_for_cell(committed_report):
     assert in_html == [[[shown(c) for c in r] for r in t] for t in expected]
     summary = in_html[0]
     assert summary[0] == ["#", "claim", "measured", "verdict", "published", "command"]
-    assert [r[0] for r in summary[1:]] == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "R", "S", "C"]
+    assert [r[0] for r in summary[1:]] == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+        "9",
+        "10",
+        "11",
+        "12",
+        "13",
+        "14",
+        "R",
+        "S",
+        "C",
+    ]
 
 
 def test_the_html_shows_the_markdowns_figures(committed_report):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline.claims.baselines import baselines_claim
 from pipeline.claims.brittleness import brittleness_claim, remedy_claim
+from pipeline.claims.composition import composition_claim
 from pipeline.claims.compute import compute_claim
 from pipeline.claims.depth import depth_claim
 from pipeline.claims.loss_curve import loss_curve_claim
@@ -15,6 +16,7 @@ from pipeline.claims.mechanics import mechanics_claim
 from pipeline.claims.model import Claim, need
 from pipeline.claims.published import PUBLISHED
 from pipeline.claims.scaling import optuna_summary, samples_claim, scaling_claim
+from pipeline.claims.techniques import techniques_claim
 from pipeline.claims.textbook import activations_claim, filters_claim, linear_claim, seeds_claim
 from pipeline.common import metric_names as names
 
@@ -59,6 +61,8 @@ def all_claims(results: dict, main_robustness: dict | None = None, remedy: dict 
         baselines_claim(results),
         loss_curve_claim(results),
         depth_claim(results),
+        techniques_claim(results),
+        composition_claim(results),
     ]
     search, robust = optuna_summary(results), remedy_claim(remedy)
     claims += ([robust] if robust else []) + ([search] if search else []) + [compute_claim(results)]

@@ -167,7 +167,48 @@ def _figure_depth(data: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _figure_techniques(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for label, norms in data["gradients"].items():
+        left.plot(range(1, len(norms) + 1), norms, "o-" if "BN" in label else "s--", label=label)
+    left.set(
+        yscale="log", xlabel="linear layer (last = output)", ylabel="weight-gradient norm", title="At initialisation"
+    )
+    left.grid(alpha=0.3, which="both")
+    left.legend(fontsize=7)
+    for label, accs in data["curves"].items():
+        right.plot(range(1, len(accs) + 1), accs, "o-", label=label)
+    right.axhline(data["target"], color="gray", linestyle=":", label="target")
+    right.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="Plain SGD, no dropout")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=6)
+    return save_figure(fig, path)
+
+
+def _figure_composition(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    splits = data["splits"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = (
+        ("end_to_end", "seen_acc", "end-to-end, 90 seen pairs"),
+        ("end_to_end", "unseen_acc", "end-to-end, 10 unseen pairs"),
+        ("factored", "seen_acc", "factored, seen pairs"),
+        ("factored", "unseen_acc", "factored, unseen pairs"),
+    )
+    for n, (model, key, label) in enumerate(bars):
+        ax.bar([i + (n - 1.5) * 0.2 for i in range(len(splits))], [s[model][key] for s in splits], 0.2, label=label)
+    ax.set_xticks(range(len(splits)), [f"split {s['split']}" for s in splits])
+    ax.set(ylabel="accuracy on the sum", ylim=(0, 1.3), title="Sums of two digits: 10 of the 100 pairs held out")
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, ncol=2, loc="upper center")
+    return save_figure(fig, path)
+
+
 FIGURES = {
+    "composition": _figure_composition,
+    "techniques": _figure_techniques,
     "depth": _figure_depth,
     "loss_curve": _figure_loss_curve,
     "baselines": _figure_baselines,

@@ -65,6 +65,18 @@ PUBLISHED = {
         "neurons, far below the exponential bound, and stay far below it after training (Hanin & Rolnick, "
         "ICML 2019)"
     ),
+    "13": (
+        "with weights drawn at a fixed standard deviation (0.01), very deep models (more than 8 convolutional "
+        "layers) have difficulties to converge (He et al., ICCV 2015); batch normalisation reaches the same "
+        "ImageNet accuracy with 14 times fewer training steps (Ioffe & Szegedy, ICML 2015); MNIST test error "
+        "1.60 % for a standard net (Simard et al. 2003) against 1.25 % with dropout, ReLUs and 3 layers of "
+        "1,024 (Srivastava et al., JMLR 2014, Table 2)"
+    ),
+    "14": (
+        "a CNN trained on images of two side-by-side MNIST digits labelled with their sum (1,000 images per "
+        "pair) reaches over 90 % accuracy on pairs held out of training on some train/test splits (Bloice, "
+        "Roth & Holzinger, J. Intell. Inf. Syst., 2021)"
+    ),
     "C": (
         "GPT-3's training: about 1,287 MWh of electricity and 552 t CO2e (Patterson et al., Carbon Emissions "
         "and Large Neural Network Training, arXiv:2104.10350, 2021)"
