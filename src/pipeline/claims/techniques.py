@@ -79,6 +79,7 @@ def techniques_claim(results: dict) -> Claim:
         claim.measured = "the sweep is incomplete: rerun the preset"
         return claim
     base, fast_rate = rates[0], rates[-1]
+    rate = max(float(j["params"]["model.dropout"]) for j in results[PRESET]["jobs"])  # the dropout rate swept
     reach = {key: epochs_to_target(j["history"]) for key, j in jobs.items()}
     get = lambda i, bn, do, lr: reach.get((i, bn, do, lr))  # noqa: E731
     error = {key: 1 - need(j, names.TEST_ACC) for key, j in jobs.items()}
@@ -114,9 +115,9 @@ def techniques_claim(results: dict) -> Claim:
         f"{pct(TARGET_VAL_ACC, 0)}), Glorot {epochs_text(base_reach['glorot'])}, He {epochs_text(base_reach['he'])}; "
         f"batch norm: {pct(TARGET_VAL_ACC, 0)} at {epochs_text(normed['glorot'])} / {epochs_text(normed['he'])} "
         f"(Glorot / He) against {epochs_text(plain['glorot'])} / {epochs_text(plain['he'])} without, and at "
-        f"{fast_rate:g} (10x) {epochs_text(fast['glorot'])} / {epochs_text(fast['he'])}"
+        f"{fast_rate:g} ({fast_rate / base:g}x) {epochs_text(fast['glorot'])} / {epochs_text(fast['he'])}"
         + (f" where without it {' and '.join(INIT_LABELS[i] for i in unfit)} diverged" if unfit else "")
-        + f"; dropout 0.2 changes test error by {100 * dropout_delta:+.2f} points on average over {len(pairs)} "
+        + f"; dropout {rate:g} changes test error by {100 * dropout_delta:+.2f} points on average over {len(pairs)} "
         f"cells where the nets with and without it both reached the target"
     )
     rows = []
@@ -127,7 +128,7 @@ def techniques_claim(results: dict) -> Claim:
             [
                 INIT_LABELS.get(init, init),
                 "on" if bn else "off",
-                "0.2" if do else "off",
+                f"{rate:g}" if do else "off",
                 f"{lr:g}",
                 f"{norms[0]:.1e} / {norms[-1]:.1e}" if norms else "n/a",
                 _loss_text(j["history"][names.TRAIN_LOSS][0]),

@@ -15,8 +15,8 @@ from torch import nn
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
 # Weight initialisations of the MLP's linear layers (biases start at zero with all but "default"):
-# PyTorch's own (uniform, a third of He's variance), N(0, 0.01^2) as before Glorot & Bengio 2010,
-# Glorot & Bengio's normalised uniform, and He et al. 2015's N(0, 2 / fan_in) for ReLU nets.
+# PyTorch's own (uniform within 1 / sqrt(fan_in): a sixth of He's variance), N(0, 0.01^2) as before
+# Glorot & Bengio 2010, Glorot & Bengio's normalised uniform, and He et al. 2015's N(0, 2 / fan_in).
 INITS = ("default", "normal", "glorot", "he")
 NORMAL_INIT_STD = 0.01
 
