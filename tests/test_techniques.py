@@ -184,6 +184,15 @@ def test_claim_names_the_rules_that_fail():
     assert techniques_claim({}).verdict == "not run"
 
 
+def test_a_partial_sweep_shows_its_jobs_without_a_verdict():
+    """A tiny sweep (two cells): the table and the figure from what ran, no verdict on cells that did not."""
+    jobs = [j for j in _results(2.30, 2, 0.002)[PRESET]["jobs"] if j["params"]["optim.lr"] == "0.5"][:2]
+    claim = techniques_claim({PRESET: {"jobs": jobs}})
+    assert claim.verdict == "not run" and "the sweep is incomplete (2 jobs)" in claim.measured
+    assert len(claim.details[0].rows) == 2 and claim.details[-1].key == "techniques"
+    assert list(claim.data["gradients"]) == ["N(0, 0.01²)"] and len(claim.data["curves"]) == 1
+
+
 def test_a_run_that_diverges_on_purpose_ends_finished_with_its_step(tmp_path, mnist_root):
     """optim.on_divergence=stop: the loss goes to infinity at a huge rate, training stops there, and the run
     keeps the step and is evaluated (a guess); the default would fail the run instead."""

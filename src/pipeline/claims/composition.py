@@ -72,7 +72,7 @@ def composition_claim(results: dict) -> Claim:
     p = results[PRESET]["jobs"][0]["params"]
     claim.details.append(
         Text(
-            "Two test digits side by side (28 x 56 pixels), labelled with their sum (19 classes). Training: "
+            "Two MNIST digits side by side (28 x 56 pixels), labelled with their sum (19 classes). Training: "
             f"{p.get('composition.per_pair_train', '?')} images for each of the 90 seen pairs, drawn from the "
             "networks' training split; test: "
             f"{p.get('composition.per_pair_test', '?')} images per pair from the test split. The held-out pairs "

@@ -74,16 +74,27 @@ def techniques_claim(results: dict) -> Claim:
     if PRESET not in results:
         return claim
     jobs = {cell(j): j for j in results[PRESET]["jobs"]}
-    rates = sorted({key[3] for key in jobs})
-    if len(rates) < 2 or not all((i, False, False, rates[0]) in jobs for i in INIT_LABELS):
-        claim.measured = "the sweep is incomplete: rerun the preset"
+    if not jobs:
         return claim
+    rates = sorted({key[3] for key in jobs})
     base, fast_rate = rates[0], rates[-1]
     rate = max(float(j["params"]["model.dropout"]) for j in results[PRESET]["jobs"])  # the dropout rate swept
     reach = {key: epochs_to_target(j["history"]) for key, j in jobs.items()}
-    get = lambda i, bn, do, lr: reach.get((i, bn, do, lr))  # noqa: E731
     error = {key: 1 - need(j, names.TEST_ACC) for key, j in jobs.items()}
+    needed = [(i, False, False, base) for i in INIT_LABELS] + [
+        (i, True, False, lr) for i in ("glorot", "he") for lr in (base, fast_rate)
+    ]
+    if len(rates) < 2 or not all(key in jobs for key in needed):
+        claim.measured = f"the sweep is incomplete ({len(jobs)} jobs): rerun the preset for the verdict"
+    else:
+        _verdict(claim, jobs, reach, error, base, fast_rate, rate)
+    _details(claim, jobs, reach, error, base, fast_rate, rate, results)
+    return claim
 
+
+def _verdict(claim: Claim, jobs: dict, reach: dict, error: dict, base: float, fast_rate: float, rate: float) -> None:
+    """The three rules on a complete factorial, into the claim's verdict and measured text."""
+    get = lambda i, bn, do, lr: reach.get((i, bn, do, lr))  # noqa: E731
     stalls = {i: stalled(jobs[(i, False, False, base)]["history"]) for i in INIT_LABELS}
     base_reach = {i: get(i, False, False, base) for i in INIT_LABELS}
     init_ok = init_verdict(stalls, base_reach)
@@ -120,6 +131,12 @@ def techniques_claim(results: dict) -> Claim:
         + f"; dropout {rate:g} changes test error by {100 * dropout_delta:+.2f} points on average over {len(pairs)} "
         f"cells where the nets with and without it both reached the target"
     )
+
+
+def _details(
+    claim: Claim, jobs: dict, reach: dict, error: dict, base: float, fast_rate: float, rate: float, results: dict
+) -> None:
+    """The table of every job, the notes and the figure: drawn from whatever jobs the sweep has."""
     rows = []
     for key in sorted(jobs, key=lambda k: (k[3], list(INIT_LABELS).index(k[0]), k[1], k[2])):
         j, (init, bn, do, lr) = jobs[key], key
@@ -187,7 +204,6 @@ def techniques_claim(results: dict) -> Claim:
         },
         "target": TARGET_VAL_ACC,
     }
-    return claim
 
 
 def _loss_text(loss: float) -> str:
