@@ -29,6 +29,17 @@ TINY_SWEEP = {
         "composition.per_pair_test=5",
         "composition.epochs=1",
     ],
+    # The models the tiny MLP and CNN sweeps (which run before it, by name) left behind.
+    "claim_perturbation": [
+        "perturbation.model=mlp,cnn",
+        "perturbation.models.mlp={root}/multirun/claim_mlp/0/checkpoints/best.ckpt",
+        "perturbation.models.cnn={root}/multirun/claim_cnn/0/checkpoints/best.ckpt",
+        "perturbation.images=40",
+        "perturbation.radii=[0.1,0.3]",
+        "perturbation.max_iter=10",
+        "perturbation.pgd_steps=5",
+        "perturbation.examples=2",
+    ],
     "claim_depth": [
         "depth.sawtooth.ks=[2,3,4]",
         "depth.sawtooth.steps=100",
@@ -42,6 +53,7 @@ STAGE = {
     "claim_baselines": "pipeline.stages.baselines",
     "claim_depth": "pipeline.stages.depth",
     "claim_composition": "pipeline.stages.composition",
+    "claim_perturbation": "pipeline.stages.perturbation",
 }
 NO_BRITTLENESS = (
     "optuna_mlp",
@@ -50,9 +62,10 @@ NO_BRITTLENESS = (
     "claim_depth",
     "claim_techniques",
     "claim_composition",
+    "claim_perturbation",
 )
-# Their jobs measure fits and regions, or digit pairs, not one classifier on the test set.
-MEASURES_NO_TEST_SET = ("claim_depth", "claim_composition")
+# Their jobs measure fits and regions, digit pairs or trained models, not one classifier they train.
+MEASURES_NO_TEST_SET = ("claim_depth", "claim_composition", "claim_perturbation")
 TINY_JOB = [
     "data.train_subset=1000",
     "trainer.max_epochs=1",
@@ -95,12 +108,13 @@ def swept(tmp_path_factory, mnist_root):
     root = tmp_path_factory.mktemp("claims")
     uri = f"sqlite:///{root}/mlflow.db"
     outputs = {}
+    assert PRESETS.index("claim_perturbation") > max(PRESETS.index("claim_mlp"), PRESETS.index("claim_cnn"))
     for preset in PRESETS:
         job = [o for o in TINY_JOB if o.split("=")[0] not in {t.split("=")[0] for t in TINY_SWEEP[preset]}]
         outputs[preset] = run_module(
             STAGE.get(preset, "pipeline.stages.train"),
             f"experiment={preset}",
-            *TINY_SWEEP[preset],
+            *(o.format(root=root) for o in TINY_SWEEP[preset]),
             *job,
             f"tracking.uri={uri}",
             f"data.root={mnist_root}",
@@ -166,6 +180,14 @@ def test_sweep_values_reach_the_jobs(swept):
         assert job["metrics"]["mechanics/numpy_prediction_agreement"] == 1.0
         assert job["metrics"]["mechanics/gradcheck_all_fast"] == 1.0
         assert 0 < job["metrics"]["mechanics/backward_over_forward"] < 20
+    perturbation = json.loads((root / "reports/results/claim_perturbation.json").read_text())
+    assert [j["params"]["perturbation.model"] for j in perturbation["jobs"]] == ["mlp", "cnn"]
+    for job in perturbation["jobs"]:  # each trained model measured, its examples kept for the report's grid
+        m = job["metrics"]
+        assert m["perturbation/l2/median"] > 0
+        assert 0 < m["perturbation/linf/median"] <= m["perturbation/linf_pgd/median"]
+        assert 0 <= m["perturbation/linf/within_eps"] <= m["perturbation/linf/within_visible_eps"] <= 1
+        assert len(job["artifact"]["examples"]) == 2 and len(job["artifact"]["percentiles"]["l2"]) == 101
     cnn = json.loads((root / "reports/results/claim_cnn.json").read_text())
     assert set(cnn["figures"]) == {"filters_layer1", "filters_deep"}
     assert (root / "reports/results" / cnn["figures"]["filters_layer1"]["path"]).is_file()
@@ -178,7 +200,7 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     md = (root / "reports" / "report.md").read_text()
     page = (root / "reports" / "report.html").read_text()
-    for number in [*"123456789", "10", "11", "12", "13", "14"]:
+    for number in [*"123456789", "10", "11", "12", "13", "14", "15"]:
         assert f"## {number}. " in md and f"<h2>{number}. " in page
     assert "not measured yet" not in md  # every claim found its sweep
     assert "python -m pipeline.stages.train experiment=claim_cnn" in md
@@ -195,6 +217,8 @@ def test_report_stage_renders_every_claim_from_the_sweeps(swept, tmp_path):
         "depth",
         "techniques",
         "composition",
+        "perturbation",
+        "perturbation_examples",
     )
     for figure in figures:
         assert (root / "reports" / "figures" / f"{figure}.png").stat().st_size > 5000

@@ -33,6 +33,7 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
     for number in ("1", "2", "3", "4", "5", "6", "8", "9", "10", "12", "14"):  # the committed sweeps support these
         assert verdicts.get(number) == "holds", (number, verdicts)
     assert verdicts["13"] == "holds for initialisation and batch norm only"  # dropout: no gain in 8 epochs
+    assert verdicts["15"] == "holds for the MLP and the CNN only"  # not for the adversarially trained model
     assert verdicts["R"].split(" (")[0] in ("holds", "does not hold")  # the remedy row, with its checks beside
     assert verdicts["C"].startswith("recorded for ")  # the compute row: the presets swept with CPU-seconds
     assert markdown.count("Square alone (black-box, 5,000 queries) leaves") == 2  # eps 0.1 and 0.3
@@ -46,6 +47,8 @@ def test_committed_results_render_every_claim_with_a_verdict(tmp_path):
         "linear.png",
         "loss_curve.png",
         "mechanics.png",
+        "perturbation.png",
+        "perturbation_examples.png",
         "samples.png",
         "scaling.png",
         "techniques.png",

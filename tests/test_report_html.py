@@ -128,6 +128,7 @@ def test_the_html_has_the_markdowns_tables_cell_for_cell(committed_report):
         "12",
         "13",
         "14",
+        "15",
         "R",
         "S",
         "C",

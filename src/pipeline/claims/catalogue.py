@@ -14,6 +14,7 @@ from pipeline.claims.depth import depth_claim
 from pipeline.claims.loss_curve import loss_curve_claim
 from pipeline.claims.mechanics import mechanics_claim
 from pipeline.claims.model import Claim, need
+from pipeline.claims.perturbation import perturbation_claim
 from pipeline.claims.published import PUBLISHED
 from pipeline.claims.scaling import optuna_summary, samples_claim, scaling_claim
 from pipeline.claims.techniques import techniques_claim
@@ -63,6 +64,7 @@ def all_claims(results: dict, main_robustness: dict | None = None, remedy: dict 
         depth_claim(results),
         techniques_claim(results),
         composition_claim(results),
+        perturbation_claim(results),
     ]
     search, robust = optuna_summary(results), remedy_claim(remedy)
     claims += ([robust] if robust else []) + ([search] if search else []) + [compute_claim(results)]

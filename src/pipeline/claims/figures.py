@@ -206,7 +206,64 @@ def _figure_composition(data: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _figure_perturbation(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    share = [p / 100 for p in range(101)]
+    for ax, size, label in ((axes[0], "linf", "L-inf"), (axes[1], "l2", "L2")):
+        for m in data["models"]:
+            values = m["artifact"].get("percentiles", {}).get(size, [])
+            points = [(v, q) for v, q in zip(values, share, strict=False) if v is not None]
+            if points:
+                ax.plot([v for v, _ in points], [q for _, q in points], label=m["model"])
+        ax.set(xlabel=f"{label} size of the change (pixels in [0, 1])", ylabel="share of images fooled", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for eps, style in ((data["eps"], "--"), (data["visible_eps"], ":")):
+        axes[0].axvline(eps, color="gray", linestyle=style)
+    axes[0].set(title="Smallest L-inf change (DeepFool or PGD)")
+    axes[1].set(title="Smallest L2 change (DeepFool)")
+    return save_figure(fig, path)
+
+
+def _image(hex_pixels: str):
+    """784 hex-coded bytes back to a 28x28 array in [0, 1]."""
+    import numpy as np
+
+    return np.frombuffer(bytes.fromhex(hex_pixels), dtype=np.uint8).reshape(28, 28) / 255.0
+
+
+def _figure_perturbation_examples(data: dict, path: Path) -> Path:
+    plt = pyplot()
+    rows = [(m["model"], e) for m in data["models"] for e in m["artifact"].get("examples", [])]
+    columns = ("original", "L2 change", "L2 adversarial", "L-inf adversarial", f"PGD at {data['visible_eps']:g}")
+    fig, axes = plt.subplots(max(len(rows), 1), len(columns), figsize=(1.7 * len(columns), 1.75 * max(len(rows), 1)))
+    axes = axes.reshape(max(len(rows), 1), len(columns))
+    for r, (model, e) in enumerate(rows):
+        original = _image(e["original"])
+        change = _image(e["l2"]["image"]) - original
+        scale = max(abs(change).max(), 1e-6)
+        panels = (
+            (original, "gray", (0, 1), f"{model}: {e['label']}"),
+            (change, "seismic", (-scale, scale), f"±{scale:.2f}"),
+            (_image(e["l2"]["image"]), "gray", (0, 1), f"→ {e['l2']['prediction']}, L2 {e['l2']['l2']:.2f}"),
+            (_image(e["linf"]["image"]), "gray", (0, 1), f"→ {e['linf']['prediction']}, L∞ {e['linf']['linf']:.2f}"),
+            (_image(e["visible"]["image"]), "gray", (0, 1), f"→ {e['visible']['prediction']}"),
+        )
+        for c, (img, cmap, (lo, hi), title) in enumerate(panels):
+            axes[r, c].imshow(img, cmap=cmap, vmin=lo, vmax=hi)
+            axes[r, c].set_title(title, fontsize=7)
+    for c, name in enumerate(columns):
+        axes[0, c].text(0.5, 1.35, name, transform=axes[0, c].transAxes, ha="center", fontsize=8, weight="bold")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return save_figure(fig, path)
+
+
 FIGURES = {
+    "perturbation": _figure_perturbation,
+    "perturbation_examples": _figure_perturbation_examples,
     "composition": _figure_composition,
     "techniques": _figure_techniques,
     "depth": _figure_depth,

@@ -77,6 +77,12 @@ PUBLISHED = {
         "pair) reaches over 90 % accuracy on pairs held out of training on some train/test splits (Bloice, "
         "Roth & Holzinger, J. Intell. Inf. Syst., 2021)"
     ),
+    "15": (
+        "in online user studies, images closer to their MNIST and CIFAR10 originals than the Lp thresholds "
+        "used in prior work were often perceptually distinct, participants frequently classifying them as "
+        "different digits or objects: nearness in an Lp norm is neither necessary nor sufficient for "
+        "perceptual similarity (Sharif, Bauer & Reiter, CVPR Workshops 2018)"
+    ),
     "C": (
         "GPT-3's training: about 1,287 MWh of electricity and 552 t CO2e (Patterson et al., Carbon Emissions "
         "and Large Neural Network Training, arXiv:2104.10350, 2021)"

@@ -46,10 +46,19 @@ PARAMS = (
     "composition.per_pair_test",
     "composition.hidden",
     "composition.epochs",
+    "perturbation.model",
+    "perturbation.source",
+    "perturbation.model_version",
+    "perturbation.images",
+    "perturbation.pgd_steps",
+    "perturbation.eps",
+    "perturbation.visible_eps",
 )
 FIGURES = ("evaluation/filters_layer1.png", "evaluation/filters_deep.png")
 # Presets whose layer figures the report shows (filters_claim); the others keep theirs in MLflow only.
 FIGURE_PRESETS = ("claim_mlp", "claim_cnn")
+# Presets whose jobs log a small JSON artifact the report draws from (each job's under "artifact").
+JOB_ARTIFACTS = {"claim_perturbation": "perturbation/examples.json"}
 
 
 def collect(uri: str, parent_run_id: str) -> dict:
@@ -58,6 +67,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
     from pipeline.tracking.sweeps import child_runs
 
     parent = Run(uri, parent_run_id).get()
+    artifact = JOB_ARTIFACTS.get(parent.data.tags.get("preset", ""))
     children = child_runs(Run(uri, parent_run_id))
     children.sort(key=lambda r: int(r.data.tags.get("sweep.job", 0)))
     jobs = []
@@ -83,6 +93,7 @@ def collect(uri: str, parent_run_id: str) -> dict:
                 ),
                 "history": history,
                 **({"steps": {TRAIN_STEP_LOSS: curve}} if curve else {}),
+                **({"artifact": Run(uri, run.info.run_id).json_artifact(artifact)} if artifact else {}),
             }
         )
     return {

@@ -12,6 +12,7 @@ Submodules (imported on demand so that ``import pipeline.robustness`` stays chea
 - ``shifts``       continuous severity shifts (robustness-vs-severity curves)
 - ``image_ops``    the batched image operations both share
 - ``ood``          max-softmax OOD scores, AUROC, Fashion-MNIST / noise OOD sets
+- ``minimal``      the smallest change that flips each image: DeepFool (L2, L-inf) and a PGD radius grid
 - ``autoattack``   thin wrapper around the ``pyautoattack`` package
 - ``literature``   robust accuracy measured the way the adversarial-training papers report it
 - ``trades``       the TRADES loss

@@ -46,8 +46,12 @@ def run_measurement(
     name: str,
     params: dict[str, object],
     measure: Callable[[], dict[str, float]],
+    artifact_dir: str | None = None,
 ) -> dict[str, float]:
     """Open the job's run, log `params` and the dataset, log what `measure()` returns, end the run.
+
+    `artifact_dir`: a folder under the job's run_dir that `measure()` fills; logged as the run's
+    artifacts of the same name once the metrics are.
 
     `stage` is the module's short name (`python -m pipeline.stages.<stage>`), `name` the job's
     (the run is named `<name>-s<seed>-<time>` and tagged `model=<name>`). Returns the metrics: the
@@ -89,6 +93,8 @@ def run_measurement(
         metrics |= {names.JOB_CPU_SECONDS: time.process_time() - cpu, names.JOB_SECONDS: time.perf_counter() - started}
         run.log_metrics(metrics)
         out = Path(cfg.run_dir)
+        if artifact_dir is not None:
+            run.log_artifacts(out / artifact_dir, artifact_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic.write_json(out / "metrics.json", {"job": name, "run_id": run.run_id, **metrics})
     except BaseException as err:

@@ -206,6 +206,15 @@ class Run:
 
         return Path(download_artifacts(run_id=self.run_id, artifact_path=artifact_path, tracking_uri=self.uri))
 
+    def json_artifact(self, artifact_path: str) -> Any | None:
+        """A JSON artifact of the run, read; None when the run has none there (it ended before logging it)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return json.loads(self.download_artifact(artifact_path).read_text())
+        except (MlflowException, OSError, ValueError):
+            return None
+
 
 def _lost_insert_race(err: BaseException) -> bool:
     """A unique-key violation, as SQLite and PostgreSQL word it (directly or through a tracking server)."""
