@@ -11,7 +11,7 @@ import torch
 from conftest import run_module
 
 from pipeline.claims.perturbation import MIN_SHARE, imperceptible_verdict, perturbation_claim
-from pipeline.robustness.minimal import deepfool, deepfool_batched, pgd_radius
+from pipeline.robustness.minimal import deepfool, pgd_radius
 
 
 class Linear(torch.nn.Module):
@@ -96,7 +96,7 @@ def test_deepfool_agrees_with_the_adversarial_robustness_toolbox_on_a_trained_ml
     model.eval()
     test_x, test_y = load_split(mnist_root, "test")
     test_x, test_y = test_x[:200].unsqueeze(1).float().div(255), test_y[:200]
-    ours = deepfool_batched(model, test_x, test_y, "l2", overshoot=0.02, batch_size=100)
+    ours = deepfool(model, test_x, test_y, "l2", overshoot=0.02, batch_size=100)
     classifier = PyTorchClassifier(
         model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0)
     )

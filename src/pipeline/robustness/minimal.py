@@ -71,8 +71,11 @@ def deepfool(
     norm: str = "l2",
     overshoot: float = 0.02,
     max_iter: int = 50,
+    batch_size: int = 500,
 ) -> MinimalPerturbation:
-    """DeepFool against the true labels `y`; images still unflipped after `max_iter` steps are not fooled."""
+    """DeepFool against the true labels `y`, `batch_size` images at a time (a batch holds the k-class
+    Jacobian of its images in memory). Images still unflipped after `max_iter` steps are not fooled;
+    `iterations` is the most any batch took."""
     require_grad_mode("deepfool")
     check_images(x)
     if norm not in NORMS:
@@ -81,7 +84,24 @@ def deepfool(
         raise ValueError(f"overshoot must be >= 0, got {overshoot!r}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    x = x.detach()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    parts = [
+        _deepfool_batch(model, x[s : s + batch_size].detach(), y[s : s + batch_size], norm, overshoot, max_iter)
+        for s in range(0, len(x), batch_size)
+    ]
+    return MinimalPerturbation(
+        torch.cat([p.adversarial for p in parts]),
+        torch.cat([p.l2 for p in parts]),
+        torch.cat([p.linf for p in parts]),
+        torch.cat([p.fooled for p in parts]),
+        max(p.iterations for p in parts),
+    )
+
+
+def _deepfool_batch(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, overshoot: float, max_iter: int
+) -> MinimalPerturbation:
     walk, adversarial = x.clone(), x.clone()
     with eval_mode(model), torch.enable_grad():
         with torch.no_grad():
@@ -104,32 +124,6 @@ def deepfool(
     l2 = torch.where(fooled, delta.norm(p=2, dim=1), inf)
     linf = torch.where(fooled, delta.abs().amax(dim=1), inf)
     return MinimalPerturbation(adversarial, l2, linf, fooled, iterations)
-
-
-def deepfool_batched(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    norm: str = "l2",
-    overshoot: float = 0.02,
-    max_iter: int = 50,
-    batch_size: int = 500,
-) -> MinimalPerturbation:
-    """`deepfool` batch by batch (a batch holds the k-class Jacobian of its images in memory);
-    `iterations` is the most any batch took."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    parts = [
-        deepfool(model, x[s : s + batch_size], y[s : s + batch_size], norm, overshoot, max_iter)
-        for s in range(0, len(x), batch_size)
-    ]
-    return MinimalPerturbation(
-        torch.cat([p.adversarial for p in parts]),
-        torch.cat([p.l2 for p in parts]),
-        torch.cat([p.linf for p in parts]),
-        torch.cat([p.fooled for p in parts]),
-        max(p.iterations for p in parts),
-    )
 
 
 def pgd_radius(

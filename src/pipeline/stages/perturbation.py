@@ -105,7 +105,7 @@ def measure(cfg: DictConfig, model, out: Path) -> dict[str, float]:
 
     from pipeline.data.mnist import load_split
     from pipeline.robustness.attacks import pgd
-    from pipeline.robustness.minimal import deepfool_batched, pgd_radius
+    from pipeline.robustness.minimal import deepfool, pgd_radius
 
     s = cfg.perturbation
     torch.manual_seed(cfg.seed)
@@ -118,7 +118,7 @@ def measure(cfg: DictConfig, model, out: Path) -> dict[str, float]:
     found = {}
     for norm in ("l2", "linf"):
         started = time.perf_counter()
-        found[norm] = deepfool_batched(model, x, y, norm, s.overshoot, s.max_iter, s.batch_size)
+        found[norm] = deepfool(model, x, y, norm, s.overshoot, s.max_iter, s.batch_size)
         metrics[f"{key}/deepfool_{norm}/seconds"] = time.perf_counter() - started
         metrics[f"{key}/deepfool_{norm}/fooled"] = float(found[norm].fooled[correct].float().mean())
         metrics[f"{key}/deepfool_{norm}/iterations"] = found[norm].iterations
