@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every claim preset (one Hydra sweep each, logged to MLflow and collected into
-# reports/results/), then render the report. About 2 hours on a 2-core CPU.
+# reports/results/), then render the report. About 3 hours on a 2-core CPU.
 #   bash scripts/reproduce-claims.sh                    # all presets
 #   bash scripts/reproduce-claims.sh claim_mlp claim_linear   # some of them
 # Extra Hydra overrides for every preset go in $OVERRIDES (e.g. OVERRIDES="trainer=gpu").
