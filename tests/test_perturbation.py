@@ -147,17 +147,22 @@ def test_the_claim_names_the_models_it_holds_for():
     assert perturbation_claim({}).verdict == "not run"
 
 
-def test_a_model_not_registered_is_named_with_the_command_that_trains_it(tmp_path, mnist_root):
-    out = run_module(
+def _measure(tmp_path, mnist_root, *overrides: str):
+    """`python -m pipeline.stages.perturbation experiment=claim_perturbation` as one run in its own store."""
+    return run_module(
         "pipeline.stages.perturbation",
         "experiment=claim_perturbation",
-        "perturbation.model=cnn",
+        *overrides,
         "hydra.mode=RUN",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         f"data.root={mnist_root}",
         f"hydra.run.dir={tmp_path}/run",
         cwd=tmp_path,
     )
+
+
+def test_a_model_not_registered_is_named_with_the_command_that_trains_it(tmp_path, mnist_root):
+    out = _measure(tmp_path, mnist_root, "perturbation.model=cnn")
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert "models:/mnist-cnn@champion" in out.stderr
     assert "python -m pipeline.stages.train experiment=cnn tracking.register=true" in out.stderr
@@ -174,16 +179,7 @@ def test_a_model_not_registered_is_named_with_the_command_that_trains_it(tmp_pat
     ],
 )
 def test_bad_settings_are_refused_by_name(tmp_path, mnist_root, override, named):
-    out = run_module(
-        "pipeline.stages.perturbation",
-        "experiment=claim_perturbation",
-        override,
-        "hydra.mode=RUN",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        f"data.root={mnist_root}",
-        f"hydra.run.dir={tmp_path}/run",
-        cwd=tmp_path,
-    )
+    out = _measure(tmp_path, mnist_root, override)
     assert out.returncode == 2 and named in out.stderr, out.stderr[-2000:]
 
 
@@ -203,18 +199,13 @@ def test_a_checkpoint_is_measured_and_its_examples_logged(tmp_path, mnist_root):
         cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-2000:]
-    out = run_module(
-        "pipeline.stages.perturbation",
-        "experiment=claim_perturbation",
+    out = _measure(
+        tmp_path,
+        mnist_root,
         f"perturbation.models.mlp={tmp_path}/mlp/checkpoints/best.ckpt",
         "perturbation.images=30",
         "perturbation.radii=[0.1,0.3]",
         "perturbation.pgd_steps=5",
-        "hydra.mode=RUN",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-        f"data.root={mnist_root}",
-        f"hydra.run.dir={tmp_path}/run",
-        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "fooled within L-inf 0.1" in out.stdout
