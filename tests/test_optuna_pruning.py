@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_module
-from sqlalchemy.exc import OperationalError
-from test_optuna_study import FAST_HEARTBEAT, children, start, trials_by_state
+from test_optuna_study import FAST_HEARTBEAT, children, start, trials_by_state, trials_while_frozen
 
 optuna = pytest.importorskip("optuna", minversion="4.0")
 
@@ -247,10 +246,8 @@ def test_a_killed_trial_of_a_pruning_study_runs_again(tmp_path, mnist_root):
             assert time.monotonic() < deadline, "the worker was never caught training trial 0"
             if ref.is_file() and json.loads(ref.read_text()).get("state") == "training":
                 os.killpg(proc.pid, signal.SIGSTOP)
-                try:
-                    running = [t.number for t in trials_by_state(storage).get("RUNNING", [])]
-                except OperationalError:  # frozen inside a write: let it finish and look again
-                    running = []
+                # None: frozen inside a write, let it finish and look again
+                running = [t.number for t in (trials_while_frozen(storage) or {}).get("RUNNING", [])]
                 if running == [0] and json.loads(ref.read_text()).get("state") == "training":
                     break
                 os.killpg(proc.pid, signal.SIGCONT)

@@ -52,9 +52,27 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
 def trials_by_state(storage: str) -> dict[str, list]:
     from hydra_plugins.pipeline_optuna_sweeper.sweeper import open_storage
 
+    # open_storage waits out a worker that is creating the database's tables right now
+    return by_state(open_storage(storage))
+
+
+def trials_while_frozen(storage: str) -> dict[str, list] | None:
+    """The trials by state, read while the worker is stopped (SIGSTOP); None if it stopped inside a write.
+
+    A writer stopped mid-commit keeps SQLite's lock until it runs again, so this waits one second for
+    it, not the two minutes (and five attempts) the workers wait for each other."""
+    from optuna.exceptions import StorageInternalError
+    from optuna.storages import RDBStorage
+
     try:
-        # open_storage waits out a worker that is creating the database's tables right now
-        study = optuna.load_study(study_name="mnist-mlp", storage=open_storage(storage))
+        return by_state(RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 1}}))
+    except (OperationalError, StorageInternalError):
+        return None
+
+
+def by_state(storage) -> dict[str, list]:
+    try:
+        study = optuna.load_study(study_name="mnist-mlp", storage=storage)
     except KeyError:  # the database exists, the study row not yet: nothing has run
         return {}
     found: dict[str, list] = {}
@@ -120,10 +138,7 @@ def test_killed_study_resumes_where_it_stopped(tmp_path, mnist_root):
             training = trials_training(tmp_path / "first")
             if training:
                 os.killpg(proc.pid, signal.SIGSTOP)
-                try:
-                    with_state = trials_by_state(storage)
-                except OperationalError:  # frozen inside a write: let it finish and look again
-                    with_state = {}
+                with_state = trials_while_frozen(storage) or {}  # None: frozen inside a write, look again
                 running = [t.number for t in with_state.get("RUNNING", [])]
                 if with_state.get("COMPLETE") and running == training == trials_training(tmp_path / "first"):
                     break
